@@ -1,0 +1,3 @@
+from .focalnet import FocalNet
+
+__all__ = ['FocalNet']

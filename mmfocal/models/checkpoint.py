@@ -1,0 +1,306 @@
+"""Checkpoint adaptation: the one place where released weights meet mmfocal models.
+
+Used by both backbones (``init_cfg=dict(type='Pretrained', checkpoint=...)``) and by
+``tools/model_converters``. It reads a checkpoint in any of the known layouts (the
+authors', timm's, Hugging Face's, wrapped or prefixed, whole detectors), brings it to the
+authors' key layout, and adapts what the papers adapt for high resolution:
+
+- FocalNet focal kernels are zero-padded at the centre (or centre-cropped) to the model's
+  kernel size;
+- FocalNet's ``modulation.f`` grows for added focal levels: q, ctx and existing level gates
+  are copied, the global gate stays last, the new gates are zero;
+- Focal Transformer position-bias tables are up-sampled bilinearly (``align_corners=False``)
+  to the model's window sizes.
+
+Everything else must match exactly; what cannot be adapted raises :class:`CheckpointError`.
+Every adapted, dropped, missing and unexpected key is reported.
+"""
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from mmengine.logging import print_log
+
+StateDict = Dict[str, torch.Tensor]
+
+WRAPPER_KEYS = ('state_dict', 'model', 'teacher')
+KEY_PREFIXES = ('module.', 'backbone.', 'visual.', 'encoder.')
+CLASSIFIER_KEYS = re.compile(r'^(norm|head)\.')
+# Buffers of the released Focal Transformer that depend on the input size: recomputed.
+SIZE_DEPENDENT_BUFFERS = re.compile(
+    r'\.(relative_position_index\w*|valid_ind_\w+|attn_mask\w*|window_mask\w*)$')
+FOCAL_KERNEL = re.compile(r'\.modulation\.focal_layers\.\d+\.0\.weight$')
+FOCAL_PROJECTION = re.compile(r'\.modulation\.f\.(weight|bias)$')
+BIAS_TABLE = re.compile(r'\.relative_position_bias_table$')
+BIAS_TABLE_TO_WINDOWS = re.compile(
+    r'\.relative_position_bias_table_to_windows\.\d+$')
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read or adapted to the model."""
+
+
+@dataclass
+class LoadReport:
+    """What happened to each key while loading a checkpoint."""
+    adapted: List[str] = field(default_factory=list)
+    dropped: List[str] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    unexpected: List[str] = field(default_factory=list)
+
+    def lines(self) -> List[str]:
+        out = [f'adapted {line}' for line in self.adapted]
+        out += [f'dropped {line}' for line in self.dropped]
+        out += [f'missing in checkpoint (keeps init): {k}' for k in self.missing]
+        out += [f'unexpected in checkpoint (ignored): {k}' for k in self.unexpected]
+        return out
+
+    def log(self, logger='current') -> None:
+        for line in self.lines():
+            print_log(line, logger=logger)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_checkpoint(path: str) -> dict:
+    """Load a weight file with ``torch.load(weights_only=True)``."""
+    if re.match(r'^(https?|s3)://', str(path)):
+        from mmengine.runner import CheckpointLoader
+        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f'checkpoint file not found: {path}') from None
+    except Exception as exc:  # pickle errors, zip errors, unsafe globals
+        raise CheckpointError(
+            f'{path} is not a weight file torch.load(weights_only=True) can read '
+            f'(a state dict, possibly under {WRAPPER_KEYS}): {exc}') from exc
+
+
+def unwrap(checkpoint, prefix: Optional[str] = None,
+           report: Optional[LoadReport] = None) -> StateDict:
+    """Return the backbone's state dict from a loaded checkpoint.
+
+    Args:
+        checkpoint: a state dict, or a dict holding one under ``state_dict``,
+            ``model`` or ``teacher``.
+        prefix: keep only keys under this prefix (stripped). By default, when the
+            checkpoint is a whole model with keys under ``backbone.``, only those are
+            kept; other prefixes in ``KEY_PREFIXES`` are stripped.
+        report: receives one line per group of dropped keys.
+    """
+    report = report if report is not None else LoadReport()
+    while isinstance(checkpoint, dict):
+        wrapper = next((k for k in WRAPPER_KEYS if k in checkpoint), None)
+        if wrapper is None or isinstance(checkpoint[wrapper], torch.Tensor):
+            break
+        checkpoint = checkpoint[wrapper]
+    if not isinstance(checkpoint, dict) or not checkpoint or not all(
+            isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise CheckpointError(
+            'not a checkpoint: expected a dict of tensors, possibly under one of '
+            f'{WRAPPER_KEYS}, got {type(checkpoint).__name__}')
+    state_dict = {_strip(k, ('module.', )): v for k, v in checkpoint.items()}
+    if prefix is None and any(k.startswith('backbone.') for k in state_dict):
+        prefix = 'backbone.'
+    if prefix:
+        kept = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        if not kept:
+            raise CheckpointError(f'no key of the checkpoint starts with {prefix!r}')
+        _report_groups(report, [k for k in state_dict if not k.startswith(prefix)],
+                       f'(outside {prefix!r})')
+        state_dict = kept
+    return {_strip(k, KEY_PREFIXES): v for k, v in state_dict.items()}
+
+
+def _strip(key: str, prefixes) -> str:
+    stripped = True
+    while stripped:
+        stripped = False
+        for p in prefixes:
+            if key.startswith(p):
+                key, stripped = key[len(p):], True
+    return key
+
+
+def _report_groups(report: LoadReport, keys: List[str], why: str) -> None:
+    groups: Dict[str, int] = {}
+    for k in keys:
+        groups[k.split('.')[0]] = groups.get(k.split('.')[0], 0) + 1
+    for head, count in groups.items():
+        report.dropped.append(f'{head}.* ({count} keys) {why}')
+
+
+# ------------------------------------------------------------------- other key layouts
+
+
+def detect_layout(state_dict: StateDict) -> str:
+    """'timm', 'huggingface' or 'authors' (also mmfocal's own layout)."""
+    if any(k.startswith('stem.proj.') for k in state_dict):
+        return 'timm'
+    if any('embeddings.patch_embeddings.' in k for k in state_dict):
+        return 'huggingface'
+    return 'authors'
+
+
+def timm_to_authors(state_dict: StateDict) -> StateDict:
+    """timm's FocalNet layout (NCHW, 1x1 convs, downsample at stage start)."""
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^stem\.', 'patch_embed.', key)
+        m = re.match(r'^layers\.(\d+)\.downsample\.(.*)$', key)
+        if m:
+            key = f'layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}'
+        key = key.replace('.ls1.gamma', '.gamma_1').replace('.ls2.gamma', '.gamma_2')
+        key = key.replace('.modulation.norm.', '.modulation.ln.')
+        key = re.sub(r'^head\.fc\.', 'head.', key)
+        if re.search(r'\.(modulation\.(f|proj)|mlp\.fc1|mlp\.fc2)\.weight$', key):
+            value = value.flatten(1)
+        out[key] = value
+    return out
+
+
+def huggingface_to_authors(state_dict: StateDict) -> StateDict:
+    """Hugging Face transformers' ``FocalNetModel`` / classification layout."""
+    rules = [
+        (r'^focalnet\.', ''),
+        (r'^embeddings\.patch_embeddings\.projection\.', 'patch_embed.proj.'),
+        (r'^embeddings\.norm\.', 'patch_embed.norm.'),
+        (r'^encoder\.stages\.(\d+)\.layers\.(\d+)\.', r'layers.\1.blocks.\2.'),
+        (r'^encoder\.stages\.(\d+)\.', r'layers.\1.'),
+        (r'\.downsample\.projection\.', '.downsample.proj.'),
+        (r'\.modulation\.projection_in\.', '.modulation.f.'),
+        (r'\.modulation\.projection_context\.', '.modulation.h.'),
+        (r'\.modulation\.projection_out\.', '.modulation.proj.'),
+        (r'\.modulation\.layernorm\.', '.modulation.ln.'),
+        (r'^layernorm\.', 'norm.'),
+        (r'^classifier\.', 'head.'),
+    ]
+    out = {}
+    for key, value in state_dict.items():
+        for pattern, repl in rules:
+            key = re.sub(pattern, repl, key)
+        out[key] = value
+    return out
+
+
+def to_authors_layout(state_dict: StateDict) -> StateDict:
+    layout = detect_layout(state_dict)
+    if layout == 'timm':
+        return timm_to_authors(state_dict)
+    if layout == 'huggingface':
+        return huggingface_to_authors(state_dict)
+    return state_dict
+
+
+# --------------------------------------------------------------------------- adaptation
+
+
+def resize_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, 1, k, k) -> (C, 1, size, size): zero-pad at the centre or centre-crop."""
+    k = kernel.shape[-1]
+    if (size - k) % 2:
+        raise CheckpointError(
+            f'cannot centre a {k}x{k} kernel in {size}x{size}: sizes must both be odd')
+    if size >= k:
+        return F.pad(kernel, [(size - k) // 2] * 4)
+    c = (k - size) // 2
+    return kernel[..., c:c + size, c:c + size].contiguous()
+
+
+def grow_focal_levels(param: torch.Tensor, rows: int, key: str) -> torch.Tensor:
+    """Grow ``modulation.f`` (2C + L + 1 rows) to ``rows``: new level gates are zero.
+
+    Rows 0..2C+L-1 (q, ctx, level gates) are copied, the global gate stays last.
+    """
+    if rows < param.shape[0]:
+        raise CheckpointError(
+            f'{key}: the checkpoint has {param.shape[0] - 1} rows of q/ctx/level gates '
+            f'but the model only {rows - 1}: focal levels can be added on load, not '
+            'removed; use focal_levels at least those of the checkpoint')
+    grown = param.new_zeros((rows, ) + tuple(param.shape[1:]))
+    grown[:param.shape[0] - 1] = param[:-1]
+    grown[-1] = param[-1]
+    return grown
+
+
+def resize_bias_table(table: torch.Tensor, numel: int, heads_first: bool) -> torch.Tensor:
+    """Bilinearly resize a square position-bias table to ``numel`` positions.
+
+    ``heads_first``: (nH, S1*S1) (``..._to_windows``), else (S1*S1, nH) (Swin table).
+    The table is viewed as (1, nH, S1, S1) and interpolated with ``align_corners=False``.
+    """
+    table = table if heads_first else table.t()
+    s1, s2 = math.isqrt(table.shape[1]), math.isqrt(numel)
+    if s1 * s1 != table.shape[1] or s2 * s2 != numel:
+        raise CheckpointError(
+            f'position-bias tables must be square, got {table.shape[1]} -> {numel}')
+    grid = table.reshape(1, -1, s1, s1).float()
+    out = F.interpolate(grid, size=(s2, s2), mode='bilinear', align_corners=False)
+    out = out.reshape(-1, s2 * s2).to(table.dtype)
+    return out if heads_first else out.t().contiguous()
+
+
+def _adapt(key: str, value: torch.Tensor, shape: torch.Size) -> Tuple[torch.Tensor, str]:
+    before = tuple(value.shape)
+    if FOCAL_KERNEL.search(key) and value.dim() == 4 and value.shape[:2] == shape[:2]:
+        how = 'zero-padded at the centre' if shape[-1] > value.shape[-1] else 'centre-cropped'
+        return resize_kernel(value, shape[-1]), f'{key}: {before} -> {tuple(shape)} {how}'
+    if FOCAL_PROJECTION.search(key) and value.shape[1:] == shape[1:]:
+        return (grow_focal_levels(value, shape[0], key),
+                f'{key}: {before} -> {tuple(shape)} focal levels added, new gates zero')
+    if BIAS_TABLE_TO_WINDOWS.search(key) and value.shape[0] == shape[0]:
+        return (resize_bias_table(value, shape[1], heads_first=True),
+                f'{key}: {before} -> {tuple(shape)} bilinearly up-sampled')
+    if BIAS_TABLE.search(key) and value.shape[1] == shape[1]:
+        return (resize_bias_table(value, shape[0], heads_first=False),
+                f'{key}: {before} -> {tuple(shape)} bilinearly up-sampled')
+    raise CheckpointError(
+        f'{key}: the checkpoint has shape {before}, the model {tuple(shape)}. Only focal '
+        'kernels, focal-level gates and position-bias tables are adapted on load; does '
+        'the checkpoint belong to this variant (embed_dims, depths, num_heads)?')
+
+
+def adapt_state_dict(state_dict: StateDict, target: StateDict,
+                     report: Optional[LoadReport] = None) -> Tuple[StateDict, LoadReport]:
+    """Adapt an authors'-layout backbone state dict to a model's state dict ``target``.
+
+    Returns the adapted state dict (only keys the model has) and the report, whose
+    ``missing`` lists the model keys the checkpoint does not provide.
+    """
+    report = report if report is not None else LoadReport()
+    state_dict = to_authors_layout(state_dict)
+    out = {}
+    for key, value in state_dict.items():
+        if key not in target:
+            if CLASSIFIER_KEYS.match(key):
+                report.dropped.append(f'{key} (classification only)')
+            elif SIZE_DEPENDENT_BUFFERS.search(key):
+                report.dropped.append(f'{key} (size-dependent buffer, recomputed)')
+            else:
+                report.unexpected.append(key)
+            continue
+        shape = target[key].shape
+        if value.shape != shape:
+            value, line = _adapt(key, value, shape)
+            report.adapted.append(line)
+        out[key] = value.to(target[key].dtype)
+    report.missing = [k for k in target if k not in out]
+    return out, report
+
+
+def load_pretrained(model: torch.nn.Module, checkpoint: str, prefix: Optional[str] = None,
+                    logger='current') -> LoadReport:
+    """Load ``checkpoint`` into ``model`` with adaptation, and log the report."""
+    report = LoadReport()
+    state_dict = unwrap(read_checkpoint(checkpoint), prefix, report)
+    state_dict, report = adapt_state_dict(state_dict, model.state_dict(), report)
+    model.load_state_dict(state_dict, strict=False)
+    print_log(f'loaded {len(state_dict)} tensors from {checkpoint} into '
+              f'{type(model).__name__}', logger=logger)
+    report.log(logger)
+    return report

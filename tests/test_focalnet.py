@@ -1,0 +1,243 @@
+"""FocalNet backbone: shapes, options, and the function it computes against a reference."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmfocal.models.backbones.focalnet import FocalNet
+
+LARGE = dict(use_conv_embed=True, use_postln=True, use_layerscale=True)
+VARIANTS = {
+    't_srf': dict(embed_dims=96, depths=(2, 2, 6, 2), focal_levels=2),
+    't_lrf': dict(embed_dims=96, depths=(2, 2, 6, 2), focal_levels=3),
+    's_srf': dict(embed_dims=96, depths=(2, 2, 18, 2), focal_levels=2),
+    's_lrf': dict(embed_dims=96, depths=(2, 2, 18, 2), focal_levels=3),
+    'b_srf': dict(embed_dims=128, depths=(2, 2, 18, 2), focal_levels=2),
+    'b_lrf': dict(embed_dims=128, depths=(2, 2, 18, 2), focal_levels=3),
+    't_deeper': dict(embed_dims=64, depths=(3, 3, 16, 3), focal_levels=2),
+    's_deeper': dict(embed_dims=64, depths=(4, 4, 28, 4), focal_levels=2),
+    'b_deeper': dict(embed_dims=96, depths=(4, 4, 28, 4), focal_levels=2),
+    'l_fl3': dict(embed_dims=192, depths=(2, 2, 18, 2), focal_levels=3, focal_windows=5,
+                  **LARGE),
+    'l_fl4': dict(embed_dims=192, depths=(2, 2, 18, 2), focal_levels=4, focal_windows=3,
+                  normalize_modulator=True, **LARGE),
+    'xl_fl3': dict(embed_dims=256, depths=(2, 2, 18, 2), focal_levels=3, focal_windows=5,
+                   **LARGE),
+    'xl_fl4': dict(embed_dims=256, depths=(2, 2, 18, 2), focal_levels=4, focal_windows=3,
+                   normalize_modulator=True, **LARGE),
+    'h_fl3': dict(embed_dims=352, depths=(2, 2, 18, 2), focal_levels=3, focal_windows=3,
+                  use_postln_in_modulation=True, **LARGE),
+    'h_fl4': dict(embed_dims=352, depths=(2, 2, 18, 2), focal_levels=4, focal_windows=3,
+                  use_postln_in_modulation=True, normalize_modulator=True, **LARGE),
+}
+TINY = dict(embed_dims=16, depths=(1, 2, 1, 1), focal_levels=2, focal_windows=3)
+
+
+def expected_shapes(batch, h, w, dims, out_indices=(0, 1, 2, 3)):
+    side = lambda s, i: -(-s // 2**(i + 2))  # noqa: E731  (ceil)
+    return [(batch, dims * 2**i, side(h, i), side(w, i)) for i in out_indices]
+
+
+@pytest.mark.parametrize('name', sorted(VARIANTS))
+def test_every_variant_shapes(name):
+    torch.manual_seed(0)
+    model = FocalNet(**VARIANTS[name]).eval()
+    with torch.no_grad():
+        for h, w in [(64, 64), (65, 97)]:
+            outs = model(torch.randn(1, 3, h, w))
+            assert [tuple(o.shape) for o in outs] == expected_shapes(
+                1, h, w, VARIANTS[name]['embed_dims'])
+            assert all(torch.isfinite(o).all() for o in outs)
+
+
+@pytest.mark.parametrize('size', [(224, 224), (97, 131), (33, 31), (4, 4), (1, 7)])
+def test_any_input_size(size):
+    model = FocalNet(**TINY).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, *size))
+    assert [tuple(o.shape) for o in outs] == expected_shapes(2, *size, 16)
+
+
+@pytest.mark.parametrize('out_indices', [(0, ), (3, ), (1, 2, 3), (0, 2)])
+def test_out_indices_and_norms(out_indices):
+    model = FocalNet(**TINY, out_indices=out_indices)
+    norms = {n.split('.')[0] for n, _ in model.named_parameters() if n.startswith('norm')}
+    assert norms == {f'norm{i}' for i in out_indices}
+    outs = model(torch.randn(1, 3, 64, 48))
+    assert [tuple(o.shape) for o in outs] == expected_shapes(1, 64, 48, 16, out_indices)
+
+
+def test_outputs_are_normalised_stage_outputs_before_downsampling():
+    model = FocalNet(**TINY).eval()
+    captured = []
+    for stage in model.layers:
+        stage.blocks[-1].register_forward_hook(lambda m, i, o: captured.append(o))
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, 64, 64))
+    for i, (out, tokens) in enumerate(zip(outs, captured)):
+        expected = getattr(model, f'norm{i}')(tokens).permute(0, 3, 1, 2)
+        torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize('frozen', [0, 1, 3, 4])
+def test_frozen_stages(frozen):
+    model = FocalNet(**TINY, frozen_stages=frozen)
+
+    def check():
+        frozen_mods = [model.patch_embed] + [model.layers[i] for i in range(frozen)] + [
+            getattr(model, f'norm{i}') for i in range(frozen)]
+        for m in frozen_mods:
+            assert not m.training
+            assert all(not p.requires_grad for p in m.parameters())
+        free = [model.layers[i] for i in range(frozen, 4)]
+        for m in free:
+            assert m.training
+            assert all(p.requires_grad for p in m.parameters())
+
+    check()  # at construction, before train(): holds under DDP wrapping
+    model.train()
+    check()
+    model.train(False)
+    assert not model.layers[3].training
+
+
+def test_with_cp_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain = FocalNet(**TINY, drop_path_rate=0.)
+    ckpt = FocalNet(**TINY, drop_path_rate=0., with_cp=True)
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 40, 56)
+    outs = [m(x) for m in (plain, ckpt)]
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b)
+    for o in outs:
+        sum(t.square().mean() for t in o).backward()
+    for (name, p), q in zip(plain.named_parameters(), ckpt.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_drop_path_rises_linearly_over_blocks():
+    model = FocalNet(**TINY, drop_path_rate=0.4)
+    rates = [getattr(b.drop_path, 'drop_prob', 0.) for s in model.layers for b in s.blocks]
+    assert rates == pytest.approx(torch.linspace(0, 0.4, 5).tolist())
+    model.train()
+    x = torch.randn(8, 3, 32, 32)
+    assert not torch.equal(model(x)[3], model(x)[3])  # stochastic in training
+    model.eval()
+    torch.testing.assert_close(model(x)[3], model(x)[3])
+
+
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(focal_levels=(2, 2, 2)), 'focal_levels'),
+    (dict(focal_windows=0), 'focal_windows'),
+    (dict(depths=(2, 2, 2)), 'depths'),
+    (dict(out_indices=(4, )), 'out_indices'),
+    (dict(frozen_stages=5), 'frozen_stages'),
+    (dict(drop_path_rate=1.5), 'drop_path_rate'),
+])
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FocalNet(**{**TINY, **kwargs})
+
+
+def test_state_dict_keys_are_the_authors():
+    model = FocalNet(**{**TINY, "focal_levels": 3}, use_layerscale=True,
+                     use_postln_in_modulation=True)
+    keys = set(model.state_dict())
+    for key in ['patch_embed.proj.weight', 'patch_embed.norm.bias',
+                'layers.0.blocks.0.modulation.f.weight',
+                'layers.0.blocks.0.modulation.h.weight',
+                'layers.0.blocks.0.modulation.proj.bias',
+                'layers.0.blocks.0.modulation.focal_layers.2.0.weight',
+                'layers.0.blocks.0.modulation.ln.weight', 'layers.0.blocks.0.gamma_1',
+                'layers.1.blocks.1.mlp.fc2.weight', 'layers.2.downsample.proj.weight',
+                'layers.2.downsample.norm.weight', 'norm3.weight']:
+        assert key in keys, key
+    assert 'layers.3.downsample.proj.weight' not in keys
+    assert model.state_dict()['layers.0.blocks.0.modulation.h.weight'].shape == (16, 16, 1, 1)
+    assert model.state_dict()['layers.0.blocks.0.modulation.focal_layers.2.0.weight'].shape \
+        == (16, 1, 7, 7)
+    assert not list(model.buffers())
+
+
+# --------------------------------------------------------------- independent reference
+
+
+def reference_forward(sd, x, levels, use_conv_embed=False, use_postln=False,
+                      normalize_modulator=False):
+    """FocalNet in plain functional ops on (B, C, H, W), from an authors' state dict."""
+    ln = lambda t, p: F.layer_norm(t, t.shape[-1:], sd[p + '.weight'], sd[p + '.bias'])  # noqa
+
+    def embed(t, p, patch, stem):
+        t = F.pad(t, (0, -t.shape[-1] % patch, 0, -t.shape[-2] % patch))
+        pad = (2 if stem else 1) if use_conv_embed else 0
+        t = F.conv2d(t, sd[p + '.proj.weight'], sd[p + '.proj.bias'], patch, pad)
+        return ln(t.permute(0, 2, 3, 1), p + '.norm').permute(0, 3, 1, 2)
+
+    def modulation(t, p):  # t: (B, C, H, W)
+        c = t.shape[1]
+        y = torch.einsum('bchw,oc->bohw', t, sd[p + '.f.weight']) + sd[p + '.f.bias'][:, None,
+                                                                                     None]
+        q, ctx, gates = y[:, :c], y[:, c:2 * c], y[:, 2 * c:]
+        ctx_all = torch.zeros_like(ctx)
+        for k in range(levels):
+            w = sd[f'{p}.focal_layers.{k}.0.weight']
+            ctx = F.gelu(F.conv2d(ctx, w, padding=w.shape[-1] // 2, groups=c))
+            ctx_all += ctx * gates[:, k:k + 1]
+        ctx_all += F.gelu(ctx.mean((2, 3), keepdim=True)) * gates[:, levels:]
+        if normalize_modulator:
+            ctx_all /= levels + 1
+        out = q * F.conv2d(ctx_all, sd[p + '.h.weight'], sd[p + '.h.bias'])
+        out = out.permute(0, 2, 3, 1)
+        if p + '.ln.weight' in sd:
+            out = ln(out, p + '.ln')
+        return (out @ sd[p + '.proj.weight'].t() + sd[p + '.proj.bias']).permute(0, 3, 1, 2)
+
+    def mlp(t, p):
+        t = t.permute(0, 2, 3, 1)
+        t = F.gelu(t @ sd[p + '.fc1.weight'].t() + sd[p + '.fc1.bias'])
+        return (t @ sd[p + '.fc2.weight'].t() + sd[p + '.fc2.bias']).permute(0, 3, 1, 2)
+
+    def norm(t, p):
+        return ln(t.permute(0, 2, 3, 1), p).permute(0, 3, 1, 2)
+
+    def gamma(t, p):
+        return t * sd[p][:, None, None] if p in sd else t
+
+    x = embed(x, 'patch_embed', 4, True)
+    outs = []
+    for i in range(4):
+        j = 0
+        while f'layers.{i}.blocks.{j}.norm1.weight' in sd:
+            p = f'layers.{i}.blocks.{j}'
+            if use_postln:
+                x = x + gamma(norm(modulation(x, p + '.modulation'), p + '.norm1'), p + '.gamma_1')
+                x = x + gamma(norm(mlp(x, p + '.mlp'), p + '.norm2'), p + '.gamma_2')
+            else:
+                x = x + gamma(modulation(norm(x, p + '.norm1'), p + '.modulation'), p + '.gamma_1')
+                x = x + gamma(mlp(norm(x, p + '.norm2'), p + '.mlp'), p + '.gamma_2')
+            j += 1
+        outs.append(norm(x, f'norm{i}') if f'norm{i}.weight' in sd else None)
+        if i < 3:
+            x = embed(x, f'layers.{i}.downsample', 2, False)
+    return outs
+
+
+@pytest.mark.parametrize('options', [
+    dict(),
+    dict(use_conv_embed=True, use_postln=True, use_layerscale=True, layerscale_value=0.5,
+         use_postln_in_modulation=True, normalize_modulator=True),
+])
+def test_matches_functional_reference(options):
+    torch.manual_seed(0)
+    model = FocalNet(**{**TINY, 'focal_levels': 3}, **options).eval()
+    for p in model.parameters():  # norms and biases away from their init
+        p.data.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(2, 3, 61, 75)
+    with torch.no_grad():
+        outs = model(x)
+        ref = reference_forward(model.state_dict(), x, 3,
+                                **{k: v for k, v in options.items()
+                                   if k in ('use_conv_embed', 'use_postln',
+                                            'normalize_modulator')})
+    for o, r in zip(outs, ref):
+        torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)

@@ -11,4 +11,4 @@ setup:
 	bash tools/setup_env.sh $(WHEELS)
 
 test: setup
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests -q

@@ -241,3 +241,17 @@ def test_matches_functional_reference(options):
                                             'normalize_modulator')})
     for o, r in zip(outs, ref):
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)
+
+
+def test_autocast_forward_and_backward():
+    model = FocalNet(**TINY)
+    x = torch.randn(2, 3, 48, 40)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = model(x)
+    assert all(o.dtype == torch.bfloat16 for o in outs)
+    sum(o.float().mean() for o in outs).backward()
+    assert model.layers[0].blocks[0].modulation.focal_layers[0][0].weight.grad is not None
+    with torch.no_grad():
+        full = model(x)
+    for lo, hi in zip(outs, full):
+        torch.testing.assert_close(lo.float(), hi, rtol=0.1, atol=0.1)

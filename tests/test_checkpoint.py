@@ -1,0 +1,262 @@
+"""Loading the authors' FocalNet checkpoints into any focal size, and key layouts."""
+import pickle
+
+import pytest
+import torch
+
+from mmfocal.models.backbones.focalnet import FocalNet
+from mmfocal.models.checkpoint import (CheckpointError, LoadReport, adapt_state_dict,
+                                       load_pretrained, to_authors_layout, unwrap)
+
+from test_focalnet import reference_forward
+
+SMALL = dict(embed_dims=16, depths=(1, 2, 1, 1))
+KERNEL = 'layers.{}.blocks.0.modulation.focal_layers.{}.0.weight'
+F_KEY = 'layers.{}.blocks.0.modulation.f.{}'
+
+
+def imagenet_state_dict(levels=2, window=3, **kwargs):
+    """A classification checkpoint as the authors release it: no norm{i}, with norm/head."""
+    torch.manual_seed(0)
+    model = FocalNet(**SMALL, focal_levels=levels, focal_windows=window, **kwargs)
+    sd = {k: v + 0.05 * torch.randn_like(v) for k, v in model.state_dict().items()
+          if not k.startswith('norm')}
+    sd['norm.weight'], sd['norm.bias'] = torch.ones(128), torch.zeros(128)
+    sd['head.weight'], sd['head.bias'] = torch.randn(10, 128), torch.zeros(10)
+    return sd
+
+
+def save(tmp_path, obj, name='ckpt.pth'):
+    path = tmp_path / name
+    torch.save(obj, path)
+    return str(path)
+
+
+def build_loaded(path, **kwargs):
+    model = FocalNet(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=path), **kwargs)
+    model.init_weights()
+    return model
+
+
+def test_kernels_zero_padded_at_centre(tmp_path):
+    sd = imagenet_state_dict(window=3)
+    model = build_loaded(save(tmp_path, {'model': sd}), focal_windows=9)
+    loaded = model.state_dict()
+    for stage in range(4):
+        for level, size in enumerate((9, 11)):
+            key = KERNEL.format(stage, level)
+            src, dst = sd[key], loaded[key]
+            assert dst.shape == (src.shape[0], 1, size, size)
+            torch.testing.assert_close(dst[..., 3:-3, 3:-3], src)
+            border = dst.clone()
+            border[..., 3:-3, 3:-3] = 0
+            assert (border == 0).all()
+
+
+def test_kernels_centre_cropped(tmp_path):
+    sd = imagenet_state_dict(window=7)
+    model = build_loaded(save(tmp_path, sd), focal_windows=3)
+    key = KERNEL.format(2, 1)  # 9x9 -> 5x5
+    torch.testing.assert_close(model.state_dict()[key], sd[key][..., 2:-2, 2:-2])
+
+
+def test_padded_model_computes_the_checkpoints_function(tmp_path):
+    """Zero-padded kernels: the window-9 model is the window-3 network, exactly."""
+    sd = imagenet_state_dict(window=3)
+    model = build_loaded(save(tmp_path, {'state_dict': sd}), focal_windows=9).eval()
+    x = torch.randn(1, 3, 70, 90)
+    with torch.no_grad():
+        outs = model(x)
+        reference = dict(sd, **{k: v for k, v in model.state_dict().items()
+                                if k.startswith('norm')})
+        expected = reference_forward(reference, x, levels=2)
+    for o, e in zip(outs, expected):
+        torch.testing.assert_close(o, e, rtol=1e-4, atol=1e-5)
+
+
+def test_focal_levels_grow_with_zero_gates(tmp_path):
+    sd = imagenet_state_dict(levels=2)
+    model = build_loaded(save(tmp_path, sd), focal_levels=3, focal_windows=9)
+    loaded = model.state_dict()
+    c = 16 * 2**1
+    for part in ('weight', 'bias'):
+        src, dst = sd[F_KEY.format(1, part)], loaded[F_KEY.format(1, part)]
+        assert dst.shape[0] == 2 * c + 4 and src.shape[0] == 2 * c + 3
+        torch.testing.assert_close(dst[:2 * c + 2], src[:2 * c + 2])  # q, ctx, level gates
+        assert (dst[2 * c + 2] == 0).all()  # the new level's gate
+        torch.testing.assert_close(dst[-1], src[-1])  # the global gate stays last
+
+
+def test_grown_levels_keep_old_levels_function_when_new_gate_is_zero(tmp_path):
+    """With the new gate zero, only the global context (now from level 3) changes."""
+    sd = imagenet_state_dict(levels=2)
+    model = build_loaded(save(tmp_path, sd), focal_levels=3, focal_windows=3)
+    for name, p in model.named_parameters():
+        if name.endswith('modulation.f.weight') or name.endswith('modulation.f.bias'):
+            p.data[-1] = 0  # silence the global gate in both
+            sd[name][-1] = 0
+    ref_model = FocalNet(**SMALL, focal_levels=2, focal_windows=3).eval()
+    ref_model.load_state_dict(sd, strict=False)
+    for i in range(4):
+        getattr(ref_model, f'norm{i}').load_state_dict(getattr(model, f'norm{i}').state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model.eval()(x), ref_model(x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_report_lists_adapted_dropped_missing(tmp_path):
+    sd = imagenet_state_dict(levels=2)
+    model = FocalNet(**SMALL, focal_levels=3, focal_windows=9)
+    report = load_pretrained(model, save(tmp_path, sd))
+    adapted = '\n'.join(report.adapted)
+    assert KERNEL.format(0, 0) in adapted and 'zero-padded' in adapted
+    assert F_KEY.format(3, 'weight') in adapted and 'focal levels added' in adapted
+    assert any(line.startswith('head.weight') for line in report.dropped)
+    assert any(line.startswith('norm.bias') for line in report.dropped)
+    assert KERNEL.format(0, 2) in report.missing  # the new level keeps its init
+    assert 'norm0.weight' in report.missing
+    assert not report.unexpected
+    assert len(report.lines()) == len(report.adapted) + len(report.dropped) + len(
+        report.missing)
+
+
+def test_load_logs_every_key(tmp_path, capsys):
+    from mmengine.logging import MMLogger
+    MMLogger.get_instance('mmfocal-test-load', log_level='INFO')
+    sd = imagenet_state_dict()
+    model = FocalNet(**SMALL, focal_windows=5)
+    report = load_pretrained(model, save(tmp_path, sd), logger='mmfocal-test-load')
+    out = capsys.readouterr().out
+    for line in report.lines():
+        assert line in out
+
+
+def test_unexpected_keys_are_reported(tmp_path):
+    sd = imagenet_state_dict()
+    sd['layers.0.blocks.5.norm1.weight'] = torch.ones(16)
+    report = load_pretrained(FocalNet(**SMALL, focal_windows=3), save(tmp_path, sd))
+    assert report.unexpected == ['layers.0.blocks.5.norm1.weight']
+
+
+@pytest.mark.parametrize('wrap', [
+    lambda sd: {'state_dict': {f'backbone.{k}': v for k, v in sd.items()} | {
+        'neck.lateral_convs.0.conv.weight': torch.zeros(1), 'rpn_head.rpn_cls.bias':
+        torch.zeros(1)}, 'meta': {'epoch': 12}},
+    lambda sd: {'model': {f'module.backbone.{k}': v for k, v in sd.items()}},
+    lambda sd: {'teacher': {f'encoder.{k}': v for k, v in sd.items()}},
+    lambda sd: {f'visual.{k}': v for k, v in sd.items()},
+])
+def test_prefixes_and_wrappers(tmp_path, wrap):
+    sd = imagenet_state_dict()
+    model = FocalNet(**SMALL, focal_windows=3)
+    report = load_pretrained(model, save(tmp_path, wrap(sd)))
+    assert not report.unexpected and not report.adapted
+    for k, v in model.state_dict().items():
+        if not k.startswith('norm'):
+            torch.testing.assert_close(v, sd[k])
+
+
+def test_detector_checkpoint_drops_non_backbone_keys_with_report():
+    sd = {'backbone.patch_embed.proj.weight': torch.zeros(1), 'neck.a': torch.zeros(1),
+          'neck.b': torch.zeros(1), 'roi_head.c': torch.zeros(1)}
+    report = LoadReport()
+    assert list(unwrap({'state_dict': sd}, report=report)) == ['patch_embed.proj.weight']
+    assert report.dropped == ["neck.* (2 keys) (outside 'backbone.')",
+                              "roi_head.* (1 keys) (outside 'backbone.')"]
+
+
+def test_fewer_levels_than_checkpoint_is_an_error(tmp_path):
+    path = save(tmp_path, imagenet_state_dict(levels=3))
+    with pytest.raises(CheckpointError, match='focal levels can be added on load, not removed'):
+        build_loaded(path, focal_levels=2)
+
+
+def test_other_embed_dims_is_an_error(tmp_path):
+    path = save(tmp_path, imagenet_state_dict())
+    model = FocalNet(embed_dims=24, depths=(1, 2, 1, 1), focal_windows=3)
+    with pytest.raises(CheckpointError, match=r'patch_embed.proj.weight.*\(16, 3, 4, 4\).*'
+                                              r'\(24, 3, 4, 4\).*variant'):
+        load_pretrained(model, path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    text = tmp_path / 'notes.pth'
+    text.write_text('not weights')
+    with pytest.raises(CheckpointError, match='is not a weight file'):
+        build_loaded(str(text))
+    with pytest.raises(CheckpointError, match='not found'):
+        build_loaded(str(tmp_path / 'missing.pth'))
+    with pytest.raises(CheckpointError, match='expected a dict of tensors'):
+        build_loaded(save(tmp_path, {'model': {'epoch': 3}}))
+    evil = tmp_path / 'evil.pth'  # weights_only refuses arbitrary objects
+    with open(evil, 'wb') as f:
+        pickle.dump({'x': object()}, f)
+    with pytest.raises(CheckpointError):
+        build_loaded(str(evil))
+
+
+# --------------------------------------------------------------------- other layouts
+
+
+def to_timm(sd):
+    """The authors' layout written the way timm stores FocalNet (independent inverse)."""
+    out = {}
+    for k, v in sd.items():
+        parts = k.split('.')
+        if parts[0] == 'patch_embed':
+            k = 'stem.' + '.'.join(parts[1:])
+        elif parts[0] == 'layers' and parts[2] == 'downsample':
+            k = '.'.join(['layers', str(int(parts[1]) + 1)] + parts[2:])
+        k = k.replace('gamma_1', 'ls1.gamma').replace('gamma_2', 'ls2.gamma')
+        k = k.replace('modulation.ln.', 'modulation.norm.')
+        if k.startswith('head.'):
+            k = 'head.fc.' + k[5:]
+        if v.dim() == 2 and k.split('.')[-2] in ('f', 'proj', 'fc1', 'fc2'):
+            v = v[:, :, None, None]
+        out[k] = v
+    return out
+
+
+def to_huggingface(sd):
+    out = {}
+    for k, v in sd.items():
+        parts = k.split('.')
+        if parts[0] == 'patch_embed':
+            k = {'proj': 'embeddings.patch_embeddings.projection',
+                 'norm': 'embeddings.norm'}[parts[1]] + '.' + parts[2]
+        elif parts[0] == 'layers':
+            rest = parts[2:]
+            if rest[0] == 'blocks':
+                rest[0] = 'layers'
+            names = {'f': 'projection_in', 'h': 'projection_context',
+                     'proj': 'projection_out', 'ln': 'layernorm'}
+            if 'modulation' in rest:
+                i = rest.index('modulation') + 1
+                rest[i] = names.get(rest[i], rest[i])
+            if rest[0] == 'downsample' and rest[1] == 'proj':
+                rest[1] = 'projection'
+            k = '.'.join(['encoder', 'stages', parts[1]] + rest)
+        elif parts[0] == 'norm':
+            k = 'layernorm.' + parts[1]
+        elif parts[0] == 'head':
+            k = 'classifier.' + parts[1]
+        out['focalnet.' + k if not k.startswith('classifier') else k] = v
+    return out
+
+
+@pytest.mark.parametrize('convert', [to_timm, to_huggingface])
+def test_other_layouts_convert_to_authors(convert):
+    sd = imagenet_state_dict(use_layerscale=True, use_postln_in_modulation=True)
+    converted = to_authors_layout(unwrap(convert(sd)))
+    assert converted.keys() == sd.keys()
+    for k in sd:
+        torch.testing.assert_close(converted[k], sd[k], msg=k)
+
+
+def test_adapt_state_dict_is_usable_without_a_file():
+    sd = imagenet_state_dict()
+    model = FocalNet(**SMALL, focal_windows=5)
+    adapted, report = adapt_state_dict(sd, model.state_dict())
+    assert adapted[KERNEL.format(0, 0)].shape[-1] == 5
+    assert len(report.adapted) == 2 * 5  # two kernels in each of five blocks

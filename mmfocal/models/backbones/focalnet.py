@@ -101,8 +101,7 @@ class FocalModulation(nn.Module):
         ctx_all = ctx_all + ctx_global * gates[:, self.focal_level:]
         if self.normalize_modulator:
             ctx_all = ctx_all / (self.focal_level + 1)
-        modulator = F.linear(ctx_all.permute(0, 2, 3, 1), self.h.weight.flatten(1),
-                             self.h.bias)
+        modulator = self.h(ctx_all).permute(0, 2, 3, 1)
         out = q * modulator
         if self.ln is not None:
             out = self.ln(out)

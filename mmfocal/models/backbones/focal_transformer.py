@@ -1,0 +1,578 @@
+"""Focal Transformer: focal self-attention (Yang et al., NeurIPS 2021) for dense prediction.
+
+Every block partitions the (zero-padded) token map into windows of ``window_size`` and lets
+each window's queries attend, in one softmax:
+
+1. the tokens of their own window (Swin's relative position bias),
+2. the surrounding fine tokens within ``expand_size`` of the window, in the slot layout of the
+   released models (dense bias ``relative_position_bias_table_to_neighbors``),
+3. for each pooled focal level, the ``s_r x s_r`` pooled tokens centred on the window
+   (bias ``relative_position_bias_table_to_windows.{k}``).
+
+The released implementation gathers 2. with four ``torch.roll`` copies of keys and values
+and 3. with ``unfold``. Here both are one index gather: for every feature size, the positions
+of all keys of every window in a table of fine + pooled tokens, and an additive mask for
+keys that do not exist, are computed once and cached (:func:`key_layout`); a block then
+runs one ``qkv`` projection, one gather and one fused
+``F.scaled_dot_product_attention`` whose additive mask holds the position biases.
+"""
+import functools
+import math
+from typing import List, NamedTuple, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import trunc_normal_
+
+from ...registry import register_backbone
+from ..checkpoint import load_pretrained
+
+NUM_STAGES = 4
+POOL_METHODS = ('fc', 'conv', 'mean', 'max')
+
+
+# ----------------------------------------------------------------------------- key layout
+
+
+def neighbour_offsets(window: int, expand: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Offsets (dy, dx) from a window's top-left corner of its surrounding-token slots.
+
+    The released layout: four copies of the key map, rolled so that window position (r, c)
+    holds the token at (r, c) + (e, e), (e, -e), (-e, e), (-e, -e) (e = ``expand``), in that
+    order; of each copy the 49 positions (raster order) are kept except the block whose
+    token lies inside the window. 4 * (w^2 - (w - e)^2) slots (132 for w = 7, e = 3), of
+    which some address the same token twice.
+    """
+    r, c = torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij')
+    r, c = r.flatten(), c.flatten()
+    dys, dxs = [], []
+    for oy, ox in ((expand, expand), (expand, -expand), (-expand, expand), (-expand, -expand)):
+        inside = (r + oy >= 0) & (r + oy < window) & (c + ox >= 0) & (c + ox < window)
+        dys.append(r[~inside] + oy)
+        dxs.append(c[~inside] + ox)
+    return torch.cat(dys), torch.cat(dxs)
+
+
+def relative_position_index(window: int, region: int) -> torch.Tensor:
+    """(w^2, region^2) index into a ((w + region - 1)^2)-entry bias table.
+
+    Query (qi, qj) in [0, w)^2, key (ki, kj) in [0, region)^2:
+    (qi - ki + region - 1) * (w + region - 1) + (qj - kj + region - 1). ``region = w`` is
+    Swin's table.
+    """
+    q = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window),
+                                   indexing='ij')).flatten(1)
+    k = torch.stack(torch.meshgrid(torch.arange(region), torch.arange(region),
+                                   indexing='ij')).flatten(1)
+    rel = q[:, :, None] - k[:, None, :] + region - 1
+    return rel[0] * (window + region - 1) + rel[1]
+
+
+class KeyLayout(NamedTuple):
+    """Where every window's queries and keys are in the token table of one feature size.
+
+    The token table holds the H*W fine tokens (raster order) followed by each pooled
+    level's map (raster order). nW windows, N keys per window.
+    """
+    query_index: torch.Tensor  # (nW * w^2,) token of each window position (0 in padding)
+    key_index: torch.Tensor  # (nW * N,) token of each key
+    key_mask: torch.Tensor  # (nW, N) 0 for keys that exist, -inf for the others
+    token_index: torch.Tensor  # (H * W,) position of each fine token in (nW * w^2,)
+    num_windows: int
+    with_neighbours: bool
+
+
+@functools.lru_cache(maxsize=64)
+def key_layout(height: int, width: int, window: int, expand: int, focal_window: int,
+               pooled_levels: int, wrap: bool, device: torch.device) -> KeyLayout:
+    """Key positions and mask of every window for an (height, width) token map.
+
+    Windows tile the map zero-padded to multiples of ``window`` on the right/bottom.
+    Keys per window, in order: its own w^2 tokens; the surrounding slots of
+    :func:`neighbour_offsets` when ``expand`` > 0 and the padded map has more than one
+    window; for each pooled level k the ``focal_window``^2 cells (raster order) centred on
+    the cell that holds the window, level k pooling sub-windows of ``window * 2**k``.
+    Masked: keys in the padding, pooled cells outside the pooled map and, unless ``wrap``,
+    surrounding tokens outside the map. With ``wrap`` the surrounding positions wrap around
+    the padded map (torch.roll semantics, as released).
+    """
+    n_h, n_w = -(-height // window), -(-width // window)
+    num_windows = n_h * n_w
+    oy = (torch.arange(n_h) * window).repeat_interleave(n_w)[:, None]  # (nW, 1)
+    ox = (torch.arange(n_w) * window).repeat(n_h)[:, None]
+    r, c = torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij')
+    dy, dx = r.flatten(), c.flatten()
+    with_neighbours = expand > 0 and num_windows > 1
+    if with_neighbours:
+        ny, nx = neighbour_offsets(window, expand)
+        dy, dx = torch.cat([dy, ny]), torch.cat([dx, nx])
+    y, x = oy + dy, ox + dx  # (nW, fine keys)
+    if wrap:
+        y, x = y % (n_h * window), x % (n_w * window)
+    valid = [(y >= 0) & (y < height) & (x >= 0) & (x < width)]
+    index = [torch.where(valid[0], y * width + x, 0)]
+    offset = height * width
+    for k in range(pooled_levels):
+        cell = window * 2**k
+        p_h, p_w = -(-height // cell), -(-width // cell)
+        a = torch.arange(focal_window) - focal_window // 2
+        py = oy // cell + a.repeat_interleave(focal_window)  # (nW, s_r^2), raster order
+        px = ox // cell + a.repeat(focal_window)
+        inside = (py >= 0) & (py < p_h) & (px >= 0) & (px < p_w)
+        valid.append(inside)
+        index.append(torch.where(inside, offset + py * p_w + px, 0))
+        offset += p_h * p_w
+    valid, index = torch.cat(valid, 1), torch.cat(index, 1)
+    key_mask = torch.zeros(valid.shape).masked_fill_(~valid, float('-inf'))
+    ty, tx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing='ij')
+    token_index = ((ty // window) * n_w + tx // window) * window**2 + \
+        (ty % window) * window + tx % window
+    return KeyLayout(
+        index[:, :window**2].flatten().to(device), index.flatten().to(device),
+        key_mask.to(device), token_index.flatten().to(device), num_windows, with_neighbours)
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+class FocalAttention(nn.Module):
+    """Focal self-attention of every window; (B, H, W, C) + pooled maps -> (B, H, W, C).
+
+    Parameters and their keys are the released models': ``qkv``, ``proj``,
+    ``relative_position_bias_table`` ((2w - 1)^2, nH), ``relative_position_bias_table_to_
+    neighbors`` (1, nH, w^2, 4 (w^2 - (w - e)^2)) when ``expand_size`` > 0, and
+    ``relative_position_bias_table_to_windows.{k}`` (nH, (w + s_r - 1)^2) per pooled level.
+    """
+
+    def __init__(self, dims: int, num_heads: int, window_size: int, expand_size: int,
+                 focal_window: int, pooled_levels: int, qkv_bias: bool, qk_scale,
+                 attn_drop: float, proj_drop: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.window_size = window_size
+        self.focal_window = focal_window
+        self.scale = qk_scale or (dims // num_heads)**-0.5
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dims, 3 * dims, bias=qkv_bias)
+        self.proj = nn.Linear(dims, dims)
+        self.proj_drop = nn.Dropout(proj_drop)
+        area = window_size**2
+        self.relative_position_bias_table = nn.Parameter(
+            torch.zeros((2 * window_size - 1)**2, num_heads))
+        self.register_buffer('relative_position_index',
+                             relative_position_index(window_size, window_size),
+                             persistent=False)
+        self.relative_position_bias_table_to_neighbors = None
+        if expand_size > 0:
+            slots = 4 * (area - (window_size - expand_size)**2)
+            self.relative_position_bias_table_to_neighbors = nn.Parameter(
+                torch.zeros(1, num_heads, area, slots))
+        self.relative_position_bias_table_to_windows = nn.ParameterList([
+            nn.Parameter(torch.zeros(num_heads, (window_size + focal_window - 1)**2))
+            for _ in range(pooled_levels)])
+        self.register_buffer('relative_position_index_to_windows',
+                             relative_position_index(window_size, focal_window),
+                             persistent=False)
+        for param in self.position_bias_tables():
+            trunc_normal_(param, std=.02)
+
+    def position_bias_tables(self) -> List[nn.Parameter]:
+        tables = [self.relative_position_bias_table]
+        if self.relative_position_bias_table_to_neighbors is not None:
+            tables.append(self.relative_position_bias_table_to_neighbors)
+        return tables + list(self.relative_position_bias_table_to_windows)
+
+    def position_bias(self, with_neighbours: bool) -> torch.Tensor:
+        """(nH, w^2, N): the bias of every query position to every key slot."""
+        area = self.window_size**2
+        bias = [self.relative_position_bias_table[self.relative_position_index.flatten()]
+                .view(area, area, -1).permute(2, 0, 1)]
+        if with_neighbours:
+            bias.append(self.relative_position_bias_table_to_neighbors[0])
+        bias += [table[:, self.relative_position_index_to_windows]
+                 for table in self.relative_position_bias_table_to_windows]
+        return torch.cat(bias, -1)
+
+    def forward(self, x: torch.Tensor, pooled: Sequence[torch.Tensor],
+                layout: KeyLayout) -> torch.Tensor:
+        """x: (B, H, W, C); pooled[k]: (B, h_k, w_k, C) -> (B, H, W, C)."""
+        batch, height, width, dims = x.shape
+        heads, area = self.num_heads, self.window_size**2
+        tokens = torch.cat([x.reshape(batch, -1, dims)] +
+                           [p.reshape(batch, -1, dims) for p in pooled], 1)
+        qkv = self.qkv(tokens).view(batch, tokens.shape[1], 3, heads, dims // heads)
+        qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
+        windows = heads * layout.num_windows
+        q = qkv[0][:, :, layout.query_index].view(batch, windows, area, -1)
+        k, v = qkv[1:, :, :, layout.key_index].view(2, batch, windows, -1, dims // heads)
+        mask = self.position_bias(layout.with_neighbours)[:, None] + layout.key_mask[:, None]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask.view(1, windows, area, -1).to(q.dtype),
+            dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
+        out = out.view(batch, heads, -1, dims // heads)[:, :, layout.token_index]
+        out = out.transpose(1, 2).reshape(batch, height, width, dims)
+        return self.proj_drop(self.proj(out))
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU -> fc2 on (..., C)."""
+
+    def __init__(self, dims: int, hidden_dims: int, drop: float = 0.):
+        super().__init__()
+        self.fc1 = nn.Linear(dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, dims)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class FocalTransformerBlock(nn.Module):
+    """Focal self-attention + MLP with pre-norm residuals on (B, H, W, C).
+
+    The pooled maps are computed from ``norm1(x)`` zero-padded to multiples of the
+    sub-window ``window_size * 2**k`` (pooled level k): ``pool_layers.{k}`` is
+    Linear(s_w^2, 1) over the sub-window's tokens ('fc', initialised to the mean) or a
+    depthwise Conv2d(C, C, s_w, stride s_w) ('conv'); 'mean' and 'max' have no parameters.
+    """
+
+    def __init__(self, dims: int, num_heads: int, window_size: int, expand_size: int,
+                 focal_levels: int, focal_window: int, pool_method: str, mlp_ratio: float,
+                 qkv_bias: bool, qk_scale, drop: float, attn_drop: float, drop_path: float,
+                 use_layerscale: bool, layerscale_value: float, wrap_neighbors: bool,
+                 norm_cfg: dict):
+        super().__init__()
+        self.window_size = window_size
+        self.expand_size = expand_size
+        self.focal_window = focal_window
+        self.pooled_levels = focal_levels - 1
+        self.pool_method = pool_method
+        self.wrap_neighbors = wrap_neighbors
+        self.norm1 = build_norm_layer(norm_cfg, dims)[1]
+        self.attn = FocalAttention(dims, num_heads, window_size, expand_size, focal_window,
+                                   self.pooled_levels, qkv_bias, qk_scale, attn_drop, drop)
+        self.pool_layers = nn.ModuleList()
+        for k in range(self.pooled_levels if pool_method in ('fc', 'conv') else 0):
+            cell = window_size * 2**k
+            self.pool_layers.append(
+                nn.Linear(cell * cell, 1) if pool_method == 'fc' else
+                nn.Conv2d(dims, dims, cell, stride=cell, groups=dims))
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = build_norm_layer(norm_cfg, dims)[1]
+        self.mlp = Mlp(dims, int(dims * mlp_ratio), drop)
+        self.gamma_1 = self.gamma_2 = None
+        if use_layerscale:
+            self.gamma_1 = nn.Parameter(layerscale_value * torch.ones(dims))
+            self.gamma_2 = nn.Parameter(layerscale_value * torch.ones(dims))
+
+    def pool(self, x: torch.Tensor, level: int) -> torch.Tensor:
+        """(B, H, W, C) -> (B, ceil(H / s_w), ceil(W / s_w), C), s_w = window * 2**level."""
+        batch, height, width, dims = x.shape
+        cell = self.window_size * 2**level
+        p_h, p_w = -(-height // cell), -(-width // cell)
+        if p_h * cell > height or p_w * cell > width:
+            x = F.pad(x, (0, 0, 0, p_w * cell - width, 0, p_h * cell - height))
+        if self.pool_method == 'conv':
+            return self.pool_layers[level](x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        cells = x.view(batch, p_h, cell, p_w, cell, dims)
+        if self.pool_method == 'mean':
+            return cells.mean((2, 4))
+        if self.pool_method == 'max':
+            return cells.amax((2, 4))
+        layer = self.pool_layers[level]
+        return torch.einsum('bhiwjc,ij->bhwc', cells, layer.weight.view(cell, cell)) + \
+            layer.bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, height, width, _ = x.shape
+        layout = key_layout(height, width, self.window_size, self.expand_size,
+                            self.focal_window, self.pooled_levels, self.wrap_neighbors,
+                            x.device)
+        y = self.norm1(x)
+        y = self.attn(y, [self.pool(y, k) for k in range(self.pooled_levels)], layout)
+        x = x + self.drop_path(y if self.gamma_1 is None else self.gamma_1 * y)
+        y = self.mlp(self.norm2(x))
+        return x + self.drop_path(y if self.gamma_2 is None else self.gamma_2 * y)
+
+
+class PatchEmbed(nn.Module):
+    """Strided convolution + norm: (B, C_in, H, W) -> (B, ceil(H/s), ceil(W/s), C).
+
+    The input is zero-padded on the right/bottom to a multiple of the stride. With
+    ``use_conv_embed`` the convolution overlaps: 7x7 padding 2 (stem) or 3x3 padding 1.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, stride: int,
+                 use_conv_embed: bool, is_stem: bool, norm_cfg: dict):
+        super().__init__()
+        self.stride = stride
+        kernel, padding = stride, 0
+        if use_conv_embed:
+            kernel, padding = (7, 2) if is_stem else (3, 1)
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride, padding)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h, pad_w = (-x.shape[-2]) % self.stride, (-x.shape[-1]) % self.stride
+        x = self.proj(F.pad(x, (0, pad_w, 0, pad_h)))
+        return self.norm(x.permute(0, 2, 3, 1))
+
+
+class FocalTransformerStage(nn.Module):
+    """``blocks`` on (B, H, W, C), then the optional ``downsample`` to the next stage."""
+
+    def __init__(self, dims: int, depth: int, drop_paths: Sequence[float], downsample: bool,
+                 use_conv_embed: bool, with_cp: bool, norm_cfg: dict, **block_cfg):
+        super().__init__()
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList([
+            FocalTransformerBlock(dims, drop_path=drop_paths[j], norm_cfg=norm_cfg,
+                                  **block_cfg) for j in range(depth)])
+        self.downsample = PatchEmbed(dims, 2 * dims, 2, use_conv_embed, False,
+                                     norm_cfg) if downsample else None
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, H, W, C) -> (stage output (B, H, W, C), next input (B, H/2, W/2, 2C))."""
+        for block in self.blocks:
+            if self.with_cp and torch.is_grad_enabled():
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        if self.downsample is None:
+            return x, x
+        return x, self.downsample(x.permute(0, 3, 1, 2))
+
+
+# ----------------------------------------------------------------------------- backbone
+
+
+def _stage_values(value, name: str, kind=int) -> list:
+    values = [value] * NUM_STAGES if isinstance(value, kind) else list(value)
+    if len(values) != NUM_STAGES or not all(
+            isinstance(v, kind) and not isinstance(v, bool) and v > 0 for v in values):
+        raise ValueError(f'{name} must be {NUM_STAGES} positive {kind.__name__}s (one per '
+                         f'stage){" or one for all" if kind is int else ""}, got {value!r}')
+    return values
+
+
+def _check_args(pretrain_img_size, patch_size, embed_dims, depths, num_heads, window_size,
+                expand_size, focal_levels, focal_windows, pool_method, mlp_ratio, rates,
+                norm_cfg, out_indices, frozen_stages, init_cfg) -> None:
+    sizes = (pretrain_img_size, ) * 2 if isinstance(pretrain_img_size, int) \
+        else tuple(pretrain_img_size)
+    if len(sizes) != 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
+        raise ValueError('pretrain_img_size must be a positive int or (height, width), '
+                         f'got {pretrain_img_size!r}')
+    for name, value in (('patch_size', patch_size), ('embed_dims', embed_dims),
+                        ('window_size', window_size), ('focal_levels', focal_levels)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f'{name} must be a positive int, got {value!r}')
+    for i, heads in enumerate(num_heads):
+        if (embed_dims * 2**i) % heads:
+            raise ValueError(f'stage {i} has {embed_dims * 2**i} channels, not divisible by '
+                             f'num_heads[{i}] = {heads}')
+    if not isinstance(expand_size, int) or not 0 <= expand_size < window_size:
+        raise ValueError(f'expand_size must be an int in [0, window_size = {window_size}), '
+                         f'got {expand_size!r}')
+    if any(s % 2 == 0 for s in focal_windows):
+        raise ValueError('focal_windows (pooled tokens per side around a window) must be '
+                         f'odd, got {tuple(focal_windows)}')
+    if pool_method not in POOL_METHODS:
+        raise ValueError(f'pool_method must be one of {POOL_METHODS}, got {pool_method!r}')
+    if not mlp_ratio > 0:
+        raise ValueError(f'mlp_ratio must be positive, got {mlp_ratio!r}')
+    for name, rate in rates.items():
+        if not 0 <= rate < 1:
+            raise ValueError(f'{name} must be in [0, 1), got {rate!r}')
+    if not isinstance(norm_cfg, dict) or norm_cfg.get('type') not in ('LN', 'LayerNorm'):
+        raise ValueError('norm_cfg must be dict(type=\'LN\', ...): tokens are normalised '
+                         f'over their channels (last dimension), got {norm_cfg!r}')
+    if not out_indices or len(set(out_indices)) != len(out_indices) or any(
+            i not in range(NUM_STAGES) for i in out_indices):
+        raise ValueError(f'out_indices must be distinct stages in 0..{NUM_STAGES - 1}, '
+                         f'got {out_indices}')
+    if frozen_stages not in range(-1, NUM_STAGES + 1):
+        raise ValueError(f'frozen_stages must be in -1..{NUM_STAGES}, got {frozen_stages!r}')
+    if init_cfg is not None and not (isinstance(init_cfg, (dict, list))):
+        raise TypeError(f'init_cfg must be a dict, a list of dicts or None, got {init_cfg!r}')
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained' and \
+            not init_cfg.get('checkpoint'):
+        raise ValueError(f'init_cfg of type Pretrained needs a checkpoint path: {init_cfg}')
+
+
+@register_backbone
+class FocalTransformer(BaseModule):
+    """Focal Transformer backbone for dense prediction.
+
+    State-dict keys are the authors' (``patch_embed``, ``layers.{i}.blocks.{j}.{norm1,attn,
+    pool_layers,norm2,mlp}``, ``layers.{i}.downsample``) plus one ``norm{i}`` per output, so
+    their ImageNet checkpoints load directly; ``init_cfg=dict(type='Pretrained',
+    checkpoint=...)`` up-samples the position-bias tables to this model's ``focal_windows``
+    (``mmfocal.models.checkpoint``). Position indices are recomputed, never loaded.
+
+    Surrounding tokens: every block with ``expand_size`` > 0 owns
+    ``relative_position_bias_table_to_neighbors`` and uses it whenever its (padded) map has
+    more than one window; a map that fits in one window (stage 3 at 224 x 224) has no
+    surrounding tokens, as released. The released 224 checkpoints therefore lack stage 3's
+    table, which keeps its initialisation and is reported on load.
+
+    Args:
+        pretrain_img_size (int | tuple[int]): Size of the pre-training images, accepted as
+            in mmdet's Swin; the structure does not depend on it (any input size works).
+        patch_size (int): Stride of the stem. Default 4.
+        in_channels (int): Input channels. Default 3.
+        embed_dims (int): Channels of stage 0; stage i has ``embed_dims * 2**i``.
+        depths (Sequence[int]): Blocks per stage.
+        num_heads (Sequence[int]): Attention heads per stage.
+        window_size (int): Window side w (queries attend per window). Default 7.
+        expand_size (int): Surrounding fine tokens within this distance of the window
+            (0 disables them). Default 3.
+        focal_levels (int): 1 + the number of pooled levels (released models: 2). Pooled
+            level k pools sub-windows of ``window_size * 2**k``.
+        focal_windows (int | Sequence[int]): s_r per stage: each window attends the
+            s_r x s_r pooled tokens centred on it (odd). ImageNet models: (7, 5, 3, 1);
+            detection: (15, 13, 9, 7).
+        pool_method (str): 'fc' (learned Linear over a sub-window), 'conv' (depthwise
+            strided conv), 'mean' or 'max'.
+        mlp_ratio (float): MLP hidden size / channels.
+        qkv_bias (bool): Bias in ``qkv``.
+        qk_scale (float, optional): Attention scale; default head_dim ** -0.5.
+        drop_rate (float): Dropout after the patch embedding, MLP layers and ``attn.proj``.
+        attn_drop_rate (float): Dropout of the attention weights.
+        drop_path_rate (float): Stochastic depth, rising linearly from 0 over all blocks.
+        use_conv_embed (bool): Overlapping stem (7x7 s4 p2) and downsampling (3x3 s2 p1).
+        use_layerscale (bool): Learnable ``gamma_1``/``gamma_2`` per block.
+        layerscale_value (float): Initial layer-scale value.
+        wrap_neighbors (bool): Surrounding tokens wrap around the (padded) map like the
+            released models (their ImageNet checkpoints then give exactly their outputs);
+            by default those outside the map are masked.
+        norm_cfg (dict): Norm layer config; LN.
+        out_indices (Sequence[int]): Stages whose outputs (B, C_i, H_i, W_i) are returned,
+            taken before the stage's downsampling, H_i = ceil(H / 2**(i + 2)).
+        frozen_stages (int): -1 freezes nothing, 0 the stem, i the stem and stages < i.
+        with_cp (bool): Gradient checkpointing of every block.
+        init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
+    """
+
+    def __init__(self,
+                 pretrain_img_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: int = 4,
+                 in_channels: int = 3,
+                 embed_dims: int = 96,
+                 depths: Sequence[int] = (2, 2, 6, 2),
+                 num_heads: Sequence[int] = (3, 6, 12, 24),
+                 window_size: int = 7,
+                 expand_size: int = 3,
+                 focal_levels: int = 2,
+                 focal_windows: Union[int, Sequence[int]] = (15, 13, 9, 7),
+                 pool_method: str = 'fc',
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 qk_scale=None,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path_rate: float = 0.2,
+                 use_conv_embed: bool = False,
+                 use_layerscale: bool = False,
+                 layerscale_value: float = 1e-4,
+                 wrap_neighbors: bool = False,
+                 norm_cfg: dict = dict(type='LN'),
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 frozen_stages: int = -1,
+                 with_cp: bool = False,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        depths = _stage_values(depths, 'depths')
+        num_heads = _stage_values(num_heads, 'num_heads')
+        focal_windows = _stage_values(focal_windows, 'focal_windows')
+        out_indices = tuple(out_indices)
+        _check_args(pretrain_img_size, patch_size, embed_dims, depths, num_heads,
+                    window_size, expand_size, focal_levels, focal_windows, pool_method,
+                    mlp_ratio, dict(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
+                                    drop_path_rate=drop_path_rate), norm_cfg, out_indices,
+                    frozen_stages, init_cfg)
+        self.pretrain_img_size = pretrain_img_size
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.num_features = [embed_dims * 2**i for i in range(NUM_STAGES)]
+
+        self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size, use_conv_embed,
+                                      True, norm_cfg)
+        self.drop_after_pos = nn.Dropout(drop_rate)
+        drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.layers = nn.ModuleList()
+        for i in range(NUM_STAGES):
+            self.layers.append(FocalTransformerStage(
+                self.num_features[i], depths[i],
+                drop_paths[sum(depths[:i]):sum(depths[:i + 1])],
+                downsample=i < NUM_STAGES - 1, use_conv_embed=use_conv_embed,
+                with_cp=with_cp, norm_cfg=norm_cfg, num_heads=num_heads[i],
+                window_size=window_size, expand_size=expand_size,
+                focal_levels=focal_levels, focal_window=focal_windows[i],
+                pool_method=pool_method, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
+                qk_scale=qk_scale, drop=drop_rate, attn_drop=attn_drop_rate,
+                use_layerscale=use_layerscale, layerscale_value=layerscale_value,
+                wrap_neighbors=wrap_neighbors))
+        for i in out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
+        self._init_default()
+        self._freeze_stages()
+
+    def _init_default(self) -> None:
+        """Linear trunc_normal(.02) / bias 0, LayerNorm 1 / 0 (bias tables: trunc_normal
+        at construction); 'fc' pooling starts as the mean of its sub-window."""
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                trunc_normal_(m.weight, std=.02)
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.constant_(m.weight, 1.0)
+                nn.init.constant_(m.bias, 0)
+        for m in self.modules():
+            if isinstance(m, FocalTransformerBlock) and m.pool_method == 'fc':
+                for layer in m.pool_layers:
+                    nn.init.constant_(layer.weight, 1 / layer.in_features)
+                    nn.init.constant_(layer.bias, 0)
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg``'s pretrained checkpoint with adaptation, or defer to mmengine."""
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            load_pretrained(self, self.init_cfg['checkpoint'], self.init_cfg.get('prefix'))
+            self._freeze_stages()
+        else:
+            super().init_weights()
+
+    def _freeze_stages(self) -> None:
+        frozen = []
+        if self.frozen_stages >= 0:
+            frozen += [self.patch_embed, self.drop_after_pos]
+        for i in range(self.frozen_stages):
+            frozen.append(self.layers[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(B, C_in, H, W) -> tuple of (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))."""
+        x = self.drop_after_pos(self.patch_embed(x))
+        outs = []
+        for i, stage in enumerate(self.layers):
+            out, x = stage(x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2))
+        return tuple(outs)

@@ -260,3 +260,25 @@ def test_adapt_state_dict_is_usable_without_a_file():
     adapted, report = adapt_state_dict(sd, model.state_dict())
     assert adapted[KERNEL.format(0, 0)].shape[-1] == 5
     assert len(report.adapted) == 2 * 5  # two kernels in each of five blocks
+
+
+def test_detector_init_weights_loads_backbone_checkpoint(tmp_path):
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from mmengine.config import Config
+    register_all_modules()
+    sd = imagenet_state_dict()
+    base = tmp_path / 'retinanet.py'
+    base.write_text("_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'")
+    cfg = Config.fromfile(str(base))
+    cfg.model.backbone = dict(type='FocalNet', **SMALL, focal_windows=9, out_indices=(1, 2, 3),
+                              init_cfg=dict(type='Pretrained',
+                                            checkpoint=save(tmp_path, {'model': sd})))
+    cfg.model.neck.in_channels = [32, 64, 128]
+    detector = MODELS.build(cfg.model)
+    detector.init_weights()
+    loaded = detector.backbone.state_dict()
+    torch.testing.assert_close(loaded['layers.1.blocks.0.mlp.fc1.weight'],
+                               sd['layers.1.blocks.0.mlp.fc1.weight'])
+    torch.testing.assert_close(loaded[KERNEL.format(2, 0)][..., 3:-3, 3:-3],
+                               sd[KERNEL.format(2, 0)])

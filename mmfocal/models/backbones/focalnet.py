@@ -5,58 +5,17 @@ which is what LayerNorm and the linear layers read. Where a convolution needs (B
 it gets a ``permute`` view of the same memory (channels-last strides), and returns its
 result in that layout, so no tensor is copied for a layout change.
 """
-from typing import List, Sequence, Tuple, Union
+from typing import Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
-from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from ...registry import register_backbone
-from ..checkpoint import load_pretrained
-
-NUM_STAGES = 4
-
-
-def as_stage_list(value: Union[int, Sequence[int]], name: str) -> List[int]:
-    """An int for every stage, or one value per stage."""
-    values = [value] * NUM_STAGES if isinstance(value, int) else list(value)
-    if len(values) != NUM_STAGES or not all(isinstance(v, int) and v > 0 for v in values):
-        raise ValueError(f'{name} must be a positive int or {NUM_STAGES} positive ints '
-                         f'(one per stage), got {value!r}')
-    return values
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad (B, C, H, W) on the right/bottom so that H and W are multiples of ``multiple``."""
-    pad_h, pad_w = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
-    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
-
-
-class PatchEmbed(nn.Module):
-    """Strided convolution + norm: (B, C_in, H, W) -> (B, ceil(H/s), ceil(W/s), C).
-
-    The stem (``is_stem``) uses ``patch_size`` 4; downsampling between stages 2. With
-    ``use_conv_embed`` the convolution overlaps: 7x7 padding 2 (stem) or 3x3 padding 1.
-    """
-
-    def __init__(self, in_channels: int, embed_dims: int, patch_size: int,
-                 use_conv_embed: bool, is_stem: bool, norm_cfg: dict):
-        super().__init__()
-        self.patch_size = patch_size
-        kernel, padding = patch_size, 0
-        if use_conv_embed:
-            kernel, padding = (7, 2) if is_stem else (3, 1)
-        self.proj = nn.Conv2d(in_channels, embed_dims, kernel, patch_size, padding)
-        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(pad_to_multiple(x, self.patch_size))
-        return self.norm(x.permute(0, 2, 3, 1))
+from .base import NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list
 
 
 class FocalModulation(nn.Module):
@@ -108,20 +67,6 @@ class FocalModulation(nn.Module):
         return self.proj_drop(self.proj(out))
 
 
-class Mlp(nn.Module):
-    """fc1 -> GELU -> fc2 on (..., C)."""
-
-    def __init__(self, dims: int, hidden_dims: int, drop: float = 0.):
-        super().__init__()
-        self.fc1 = nn.Linear(dims, hidden_dims)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dims, dims)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
-
-
 class FocalNetBlock(nn.Module):
     """Focal modulation + MLP with residuals on (B, H, W, C).
 
@@ -155,34 +100,8 @@ class FocalNetBlock(nn.Module):
         return self._residual(x, self.mlp, self.norm2, self.gamma_2)
 
 
-class FocalNetStage(nn.Module):
-    """``blocks`` on (B, H, W, C), then the optional ``downsample`` to the next stage."""
-
-    def __init__(self, dims: int, depth: int, drop_paths: Sequence[float],
-                 downsample: bool, use_conv_embed: bool, with_cp: bool, norm_cfg: dict,
-                 **block_cfg):
-        super().__init__()
-        self.with_cp = with_cp
-        self.blocks = nn.ModuleList([
-            FocalNetBlock(dims, drop_path=drop_paths[j], norm_cfg=norm_cfg, **block_cfg)
-            for j in range(depth)])
-        self.downsample = PatchEmbed(dims, 2 * dims, 2, use_conv_embed, False,
-                                     norm_cfg) if downsample else None
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(B, H, W, C) -> (stage output (B, H, W, C), next input (B, H/2, W/2, 2C))."""
-        for block in self.blocks:
-            if self.with_cp and x.requires_grad:
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
-        if self.downsample is None:
-            return x, x
-        return x, self.downsample(x.permute(0, 3, 1, 2))
-
-
 @register_backbone
-class FocalNet(BaseModule):
+class FocalNet(StagedBackbone):
     """FocalNet backbone for dense prediction.
 
     State-dict keys are the authors' (``patch_embed``, ``layers.{i}.blocks.{j}``,
@@ -196,7 +115,8 @@ class FocalNet(BaseModule):
         embed_dims (int): Channels of stage 0; stage i has ``embed_dims * 2**i``.
         depths (Sequence[int]): Blocks per stage.
         mlp_ratio (float): MLP hidden size / channels.
-        drop_rate (float): Dropout after the MLP layers and the modulation projection.
+        drop_rate (float): Dropout after the stem, the MLP layers and the modulation
+            projection.
         drop_path_rate (float): Stochastic depth, rising linearly from 0 over all blocks.
         focal_levels (int | Sequence[int]): Focal levels L, for all stages or per stage.
         focal_windows (int | Sequence[int]): Kernel of the first focal level; level k has
@@ -236,40 +156,25 @@ class FocalNet(BaseModule):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(out_indices, frozen_stages, drop_rate, drop_path_rate, init_cfg)
         depths = as_stage_list(depths, 'depths')
         focal_levels = as_stage_list(focal_levels, 'focal_levels')
         focal_windows = as_stage_list(focal_windows, 'focal_windows')
-        out_indices = tuple(out_indices)
-        if not out_indices or any(i not in range(NUM_STAGES) for i in out_indices):
-            raise ValueError(f'out_indices must be a non-empty subset of 0..{NUM_STAGES - 1}, '
-                             f'got {out_indices}')
-        if frozen_stages not in range(-1, NUM_STAGES + 1):
-            raise ValueError(f'frozen_stages must be in -1..{NUM_STAGES}, got {frozen_stages}')
-        if not 0 <= drop_path_rate < 1:
-            raise ValueError(f'drop_path_rate must be in [0, 1), got {drop_path_rate}')
-        self.out_indices = out_indices
-        self.frozen_stages = frozen_stages
-        self.num_features = [embed_dims * 2**i for i in range(NUM_STAGES)]
-
+        dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
         self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size, use_conv_embed,
                                       True, norm_cfg)
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        drop_paths = self.drop_path_rates(depths, drop_path_rate)
         self.layers = nn.ModuleList()
         for i in range(NUM_STAGES):
-            self.layers.append(FocalNetStage(
-                self.num_features[i], depths[i],
-                drop_paths[sum(depths[:i]):sum(depths[:i + 1])],
-                downsample=i < NUM_STAGES - 1, use_conv_embed=use_conv_embed,
-                with_cp=with_cp, norm_cfg=norm_cfg, focal_level=focal_levels[i],
-                focal_window=focal_windows[i], mlp_ratio=mlp_ratio, drop=drop_rate,
-                use_postln=use_postln, use_postln_in_modulation=use_postln_in_modulation,
-                normalize_modulator=normalize_modulator, use_layerscale=use_layerscale,
-                layerscale_value=layerscale_value))
-        for i in out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
+            blocks = [FocalNetBlock(
+                dims[i], focal_levels[i], focal_windows[i], mlp_ratio, drop_rate, rate,
+                use_postln, use_postln_in_modulation, normalize_modulator, use_layerscale,
+                layerscale_value, norm_cfg) for rate in drop_paths[i]]
+            downsample = PatchEmbed(dims[i], dims[i + 1], 2, use_conv_embed, False,
+                                    norm_cfg) if i < NUM_STAGES - 1 else None
+            self.layers.append(Stage(blocks, downsample, with_cp))
         self.apply(self._init_default)
-        self._freeze_stages()
+        self._finish_init(dims, norm_cfg)
 
     @staticmethod
     def _init_default(m: nn.Module) -> None:
@@ -279,39 +184,3 @@ class FocalNet(BaseModule):
         elif isinstance(m, nn.LayerNorm):
             nn.init.constant_(m.weight, 1.0)
             nn.init.constant_(m.bias, 0)
-
-    def init_weights(self) -> None:
-        """Load ``init_cfg``'s pretrained checkpoint with adaptation, or defer to mmengine."""
-        if self.init_cfg is not None and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained(self, self.init_cfg['checkpoint'], self.init_cfg.get('prefix'))
-            self._freeze_stages()
-        else:
-            super().init_weights()
-
-    def _freeze_stages(self) -> None:
-        frozen = []
-        if self.frozen_stages >= 0:
-            frozen.append(self.patch_embed)
-        for i in range(self.frozen_stages):
-            frozen.append(self.layers[i])
-            if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        return self
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(B, C_in, H, W) -> tuple of (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))."""
-        x = self.patch_embed(x.contiguous(memory_format=torch.channels_last))
-        outs = []
-        for i, stage in enumerate(self.layers):
-            out, x = stage(x)
-            if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2))
-        return tuple(outs)

@@ -1,0 +1,170 @@
+"""What mmfocal's two backbones share: the four-stage skeleton and its layers.
+
+Token maps are (B, H, W, C) contiguous throughout; convolutions read (B, C, H, W)
+``permute`` views of them (channels-last strides), so layout changes copy nothing.
+"""
+from typing import List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+
+from ..checkpoint import load_pretrained
+
+NUM_STAGES = 4
+
+
+def as_stage_list(value: Union[int, Sequence[int]], name: str) -> List[int]:
+    """An int for every stage, or one positive int per stage."""
+    values = [value] * NUM_STAGES if isinstance(value, int) else list(value)
+    if len(values) != NUM_STAGES or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+        raise ValueError(f'{name} must be a positive int or {NUM_STAGES} positive ints '
+                         f'(one per stage), got {value!r}')
+    return values
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad (B, C, H, W) on the right/bottom so that H and W are multiples of ``multiple``."""
+    pad_h, pad_w = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
+    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+
+class PatchEmbed(nn.Module):
+    """Strided convolution + norm: (B, C_in, H, W) -> (B, ceil(H/s), ceil(W/s), C).
+
+    The input is zero-padded on the right/bottom to a multiple of the stride s. The stem
+    (``is_stem``) has s = ``patch_size`` 4, downsampling between stages s = 2. With
+    ``use_conv_embed`` the convolution overlaps: 7x7 padding 2 (stem) or 3x3 padding 1.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int, stride: int,
+                 use_conv_embed: bool, is_stem: bool, norm_cfg: dict):
+        super().__init__()
+        self.stride = stride
+        kernel, padding = stride, 0
+        if use_conv_embed:
+            kernel, padding = (7, 2) if is_stem else (3, 1)
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride, padding)
+        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = pad_to_multiple(x.contiguous(memory_format=torch.channels_last), self.stride)
+        return self.norm(self.proj(x).permute(0, 2, 3, 1))
+
+
+class Mlp(nn.Module):
+    """fc1 -> GELU -> fc2 on (..., C)."""
+
+    def __init__(self, dims: int, hidden_dims: int, drop: float = 0.):
+        super().__init__()
+        self.fc1 = nn.Linear(dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dims, dims)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class Stage(nn.Module):
+    """``blocks`` on (B, H, W, C), then the optional ``downsample`` (a :class:`PatchEmbed`)."""
+
+    def __init__(self, blocks: List[nn.Module], downsample: Union[nn.Module, None],
+                 with_cp: bool):
+        super().__init__()
+        self.with_cp = with_cp
+        self.blocks = nn.ModuleList(blocks)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(B, H, W, C) -> (stage output (B, H, W, C), next input (B, H/2, W/2, 2C))."""
+        for block in self.blocks:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        if self.downsample is None:
+            return x, x
+        return x, self.downsample(x.permute(0, 3, 1, 2))
+
+
+class StagedBackbone(BaseModule):
+    """Stem, four :class:`Stage` s and one ``norm{i}`` per output index, as mmdet's Swin.
+
+    Subclasses build ``patch_embed`` and ``layers`` and then call :meth:`_finish_init`.
+    """
+
+    def __init__(self, out_indices: Sequence[int], frozen_stages: int, drop_rate: float,
+                 drop_path_rate: float, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        out_indices = tuple(out_indices)
+        if not out_indices or len(set(out_indices)) != len(out_indices) or any(
+                i not in range(NUM_STAGES) for i in out_indices):
+            raise ValueError(f'out_indices must be distinct stages in 0..{NUM_STAGES - 1}, '
+                             f'got {out_indices}')
+        if frozen_stages not in range(-1, NUM_STAGES + 1):
+            raise ValueError(f'frozen_stages must be in -1..{NUM_STAGES}, got {frozen_stages!r}')
+        for name, rate in (('drop_rate', drop_rate), ('drop_path_rate', drop_path_rate)):
+            if not 0 <= rate < 1:
+                raise ValueError(f'{name} must be in [0, 1), got {rate!r}')
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained' \
+                and not init_cfg.get('checkpoint'):
+            raise ValueError(f'init_cfg of type Pretrained needs a checkpoint: {init_cfg}')
+        self.out_indices = out_indices
+        self.frozen_stages = frozen_stages
+        self.drop_after_pos = nn.Dropout(drop_rate)
+
+    @staticmethod
+    def drop_path_rates(depths: Sequence[int], drop_path_rate: float) -> List[List[float]]:
+        """Per stage, the drop-path rates of its blocks, rising linearly over all blocks."""
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        return [rates[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
+
+    def _finish_init(self, num_features: Sequence[int], norm_cfg: dict) -> None:
+        """Add the output norms; freeze what ``frozen_stages`` says (also under DDP)."""
+        self.num_features = list(num_features)
+        for i in self.out_indices:
+            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, num_features[i])[1])
+            nn.init.constant_(getattr(self, f'norm{i}').weight, 1.0)
+            nn.init.constant_(getattr(self, f'norm{i}').bias, 0)
+        self._freeze_stages()
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg``'s pretrained checkpoint with adaptation, or defer to mmengine."""
+        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
+            load_pretrained(self, self.init_cfg['checkpoint'], self.init_cfg.get('prefix'))
+            self._freeze_stages()
+        else:
+            super().init_weights()
+
+    def _freeze_stages(self) -> None:
+        frozen = []
+        if self.frozen_stages >= 0:
+            frozen.append(self.patch_embed)
+        for i in range(self.frozen_stages):
+            frozen.append(self.layers[i])
+            if i in self.out_indices:
+                frozen.append(getattr(self, f'norm{i}'))
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        return self
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """(B, C_in, H, W) -> tuple of (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))."""
+        x = self.drop_after_pos(self.patch_embed(x))
+        outs = []
+        for i, stage in enumerate(self.layers):
+            out, x = stage(x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2))
+        return tuple(outs)

@@ -1,3 +1,4 @@
+from .focal_transformer import FocalTransformer
 from .focalnet import FocalNet
 
-__all__ = ['FocalNet']
+__all__ = ['FocalNet', 'FocalTransformer']

@@ -111,9 +111,12 @@ class StagedBackbone(BaseModule):
         for name, rate in (('drop_rate', drop_rate), ('drop_path_rate', drop_path_rate)):
             if not 0 <= rate < 1:
                 raise ValueError(f'{name} must be in [0, 1), got {rate!r}')
+        if isinstance(init_cfg, list) and any(c.get('type') == 'Pretrained' for c in init_cfg):
+            raise ValueError('init_cfg of type Pretrained must be given alone, as a dict: '
+                             f'{init_cfg}')
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained' \
                 and not init_cfg.get('checkpoint'):
-            raise ValueError(f'init_cfg of type Pretrained needs a checkpoint: {init_cfg}')
+            raise ValueError(f'init_cfg of type Pretrained needs a checkpoint path: {init_cfg}')
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.drop_after_pos = nn.Dropout(drop_rate)
@@ -144,7 +147,7 @@ class StagedBackbone(BaseModule):
     def _freeze_stages(self) -> None:
         frozen = []
         if self.frozen_stages >= 0:
-            frozen.append(self.patch_embed)
+            frozen += [self.patch_embed, self.drop_after_pos]
         for i in range(self.frozen_stages):
             frozen.append(self.layers[i])
             if i in self.out_indices:

@@ -17,22 +17,18 @@ runs one ``qkv`` projection, one gather and one fused
 ``F.scaled_dot_product_attention`` whose additive mask holds the position biases.
 """
 import functools
-import math
 from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
-from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 
 from ...registry import register_backbone
-from ..checkpoint import load_pretrained
+from .base import NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list
 
-NUM_STAGES = 4
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
 
@@ -44,7 +40,7 @@ def neighbour_offsets(window: int, expand: int) -> Tuple[torch.Tensor, torch.Ten
 
     The released layout: four copies of the key map, rolled so that window position (r, c)
     holds the token at (r, c) + (e, e), (e, -e), (-e, e), (-e, -e) (e = ``expand``), in that
-    order; of each copy the 49 positions (raster order) are kept except the block whose
+    order; of each copy the w^2 positions (raster order) are kept except the block whose
     token lies inside the window. 4 * (w^2 - (w - e)^2) slots (132 for w = 7, e = 3), of
     which some address the same token twice.
     """
@@ -155,7 +151,6 @@ class FocalAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.window_size = window_size
-        self.focal_window = focal_window
         self.scale = qk_scale or (dims // num_heads)**-0.5
         self.attn_drop = attn_drop
         self.qkv = nn.Linear(dims, 3 * dims, bias=qkv_bias)
@@ -207,30 +202,16 @@ class FocalAttention(nn.Module):
                            [p.reshape(batch, -1, dims) for p in pooled], 1)
         qkv = self.qkv(tokens).view(batch, tokens.shape[1], 3, heads, dims // heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
-        windows = heads * layout.num_windows
-        q = qkv[0][:, :, layout.query_index].view(batch, windows, area, -1)
-        k, v = qkv[1:, :, :, layout.key_index].view(2, batch, windows, -1, dims // heads)
+        windows = heads * layout.num_windows  # (head, window) pairs
+        q = qkv[0][:, :, layout.query_index].reshape(batch, windows, area, -1)
+        k, v = qkv[1:, :, :, layout.key_index].reshape(2, batch, windows, -1, dims // heads)
+        # (nH, nW, w^2, N): position bias + key mask, the same for every image
         mask = self.position_bias(layout.with_neighbours)[:, None] + layout.key_mask[:, None]
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=mask.view(1, windows, area, -1).to(q.dtype),
             dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
-        out = out.view(batch, heads, -1, dims // heads)[:, :, layout.token_index]
-        out = out.transpose(1, 2).reshape(batch, height, width, dims)
-        return self.proj_drop(self.proj(out))
-
-
-class Mlp(nn.Module):
-    """fc1 -> GELU -> fc2 on (..., C)."""
-
-    def __init__(self, dims: int, hidden_dims: int, drop: float = 0.):
-        super().__init__()
-        self.fc1 = nn.Linear(dims, hidden_dims)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dims, dims)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+        out = out.view(batch, heads, -1, dims // heads).transpose(1, 2)[:, layout.token_index]
+        return self.proj_drop(self.proj(out.reshape(batch, height, width, dims)))
 
 
 class FocalTransformerBlock(nn.Module):
@@ -301,69 +282,12 @@ class FocalTransformerBlock(nn.Module):
         return x + self.drop_path(y if self.gamma_2 is None else self.gamma_2 * y)
 
 
-class PatchEmbed(nn.Module):
-    """Strided convolution + norm: (B, C_in, H, W) -> (B, ceil(H/s), ceil(W/s), C).
-
-    The input is zero-padded on the right/bottom to a multiple of the stride. With
-    ``use_conv_embed`` the convolution overlaps: 7x7 padding 2 (stem) or 3x3 padding 1.
-    """
-
-    def __init__(self, in_channels: int, embed_dims: int, stride: int,
-                 use_conv_embed: bool, is_stem: bool, norm_cfg: dict):
-        super().__init__()
-        self.stride = stride
-        kernel, padding = stride, 0
-        if use_conv_embed:
-            kernel, padding = (7, 2) if is_stem else (3, 1)
-        self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride, padding)
-        self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad_h, pad_w = (-x.shape[-2]) % self.stride, (-x.shape[-1]) % self.stride
-        x = self.proj(F.pad(x, (0, pad_w, 0, pad_h)))
-        return self.norm(x.permute(0, 2, 3, 1))
-
-
-class FocalTransformerStage(nn.Module):
-    """``blocks`` on (B, H, W, C), then the optional ``downsample`` to the next stage."""
-
-    def __init__(self, dims: int, depth: int, drop_paths: Sequence[float], downsample: bool,
-                 use_conv_embed: bool, with_cp: bool, norm_cfg: dict, **block_cfg):
-        super().__init__()
-        self.with_cp = with_cp
-        self.blocks = nn.ModuleList([
-            FocalTransformerBlock(dims, drop_path=drop_paths[j], norm_cfg=norm_cfg,
-                                  **block_cfg) for j in range(depth)])
-        self.downsample = PatchEmbed(dims, 2 * dims, 2, use_conv_embed, False,
-                                     norm_cfg) if downsample else None
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(B, H, W, C) -> (stage output (B, H, W, C), next input (B, H/2, W/2, 2C))."""
-        for block in self.blocks:
-            if self.with_cp and torch.is_grad_enabled():
-                x = cp.checkpoint(block, x, use_reentrant=False)
-            else:
-                x = block(x)
-        if self.downsample is None:
-            return x, x
-        return x, self.downsample(x.permute(0, 3, 1, 2))
-
-
 # ----------------------------------------------------------------------------- backbone
 
 
-def _stage_values(value, name: str, kind=int) -> list:
-    values = [value] * NUM_STAGES if isinstance(value, kind) else list(value)
-    if len(values) != NUM_STAGES or not all(
-            isinstance(v, kind) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f'{name} must be {NUM_STAGES} positive {kind.__name__}s (one per '
-                         f'stage){" or one for all" if kind is int else ""}, got {value!r}')
-    return values
-
-
-def _check_args(pretrain_img_size, patch_size, embed_dims, depths, num_heads, window_size,
-                expand_size, focal_levels, focal_windows, pool_method, mlp_ratio, rates,
-                norm_cfg, out_indices, frozen_stages, init_cfg) -> None:
+def _check_args(pretrain_img_size, patch_size, embed_dims, num_heads, window_size,
+                expand_size, focal_levels, focal_windows, pool_method, mlp_ratio, qk_scale,
+                attn_drop_rate, norm_cfg) -> None:
     sizes = (pretrain_img_size, ) * 2 if isinstance(pretrain_img_size, int) \
         else tuple(pretrain_img_size)
     if len(sizes) != 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
@@ -387,27 +311,18 @@ def _check_args(pretrain_img_size, patch_size, embed_dims, depths, num_heads, wi
         raise ValueError(f'pool_method must be one of {POOL_METHODS}, got {pool_method!r}')
     if not mlp_ratio > 0:
         raise ValueError(f'mlp_ratio must be positive, got {mlp_ratio!r}')
-    for name, rate in rates.items():
-        if not 0 <= rate < 1:
-            raise ValueError(f'{name} must be in [0, 1), got {rate!r}')
+    if not 0 <= attn_drop_rate < 1:
+        raise ValueError(f'attn_drop_rate must be in [0, 1), got {attn_drop_rate!r}')
     if not isinstance(norm_cfg, dict) or norm_cfg.get('type') not in ('LN', 'LayerNorm'):
         raise ValueError('norm_cfg must be dict(type=\'LN\', ...): tokens are normalised '
                          f'over their channels (last dimension), got {norm_cfg!r}')
-    if not out_indices or len(set(out_indices)) != len(out_indices) or any(
-            i not in range(NUM_STAGES) for i in out_indices):
-        raise ValueError(f'out_indices must be distinct stages in 0..{NUM_STAGES - 1}, '
-                         f'got {out_indices}')
-    if frozen_stages not in range(-1, NUM_STAGES + 1):
-        raise ValueError(f'frozen_stages must be in -1..{NUM_STAGES}, got {frozen_stages!r}')
-    if init_cfg is not None and not (isinstance(init_cfg, (dict, list))):
-        raise TypeError(f'init_cfg must be a dict, a list of dicts or None, got {init_cfg!r}')
-    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained' and \
-            not init_cfg.get('checkpoint'):
-        raise ValueError(f'init_cfg of type Pretrained needs a checkpoint path: {init_cfg}')
+    if qk_scale is not None and not qk_scale > 0:
+        raise ValueError('qk_scale must be None (head_dim ** -0.5) or positive, '
+                         f'got {qk_scale!r}')
 
 
 @register_backbone
-class FocalTransformer(BaseModule):
+class FocalTransformer(StagedBackbone):
     """Focal Transformer backbone for dense prediction.
 
     State-dict keys are the authors' (``patch_embed``, ``layers.{i}.blocks.{j}.{norm1,attn,
@@ -487,42 +402,30 @@ class FocalTransformer(BaseModule):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        depths = _stage_values(depths, 'depths')
-        num_heads = _stage_values(num_heads, 'num_heads')
-        focal_windows = _stage_values(focal_windows, 'focal_windows')
-        out_indices = tuple(out_indices)
-        _check_args(pretrain_img_size, patch_size, embed_dims, depths, num_heads,
-                    window_size, expand_size, focal_levels, focal_windows, pool_method,
-                    mlp_ratio, dict(drop_rate=drop_rate, attn_drop_rate=attn_drop_rate,
-                                    drop_path_rate=drop_path_rate), norm_cfg, out_indices,
-                    frozen_stages, init_cfg)
+        super().__init__(out_indices, frozen_stages, drop_rate, drop_path_rate, init_cfg)
+        depths = as_stage_list(depths, 'depths')
+        num_heads = as_stage_list(num_heads, 'num_heads')
+        focal_windows = as_stage_list(focal_windows, 'focal_windows')
+        _check_args(pretrain_img_size, patch_size, embed_dims, num_heads, window_size,
+                    expand_size, focal_levels, focal_windows, pool_method, mlp_ratio, qk_scale,
+                    attn_drop_rate, norm_cfg)
         self.pretrain_img_size = pretrain_img_size
-        self.out_indices = out_indices
-        self.frozen_stages = frozen_stages
-        self.num_features = [embed_dims * 2**i for i in range(NUM_STAGES)]
-
+        dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
         self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size, use_conv_embed,
                                       True, norm_cfg)
-        self.drop_after_pos = nn.Dropout(drop_rate)
-        drop_paths = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        drop_paths = self.drop_path_rates(depths, drop_path_rate)
         self.layers = nn.ModuleList()
         for i in range(NUM_STAGES):
-            self.layers.append(FocalTransformerStage(
-                self.num_features[i], depths[i],
-                drop_paths[sum(depths[:i]):sum(depths[:i + 1])],
-                downsample=i < NUM_STAGES - 1, use_conv_embed=use_conv_embed,
-                with_cp=with_cp, norm_cfg=norm_cfg, num_heads=num_heads[i],
-                window_size=window_size, expand_size=expand_size,
-                focal_levels=focal_levels, focal_window=focal_windows[i],
-                pool_method=pool_method, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias,
-                qk_scale=qk_scale, drop=drop_rate, attn_drop=attn_drop_rate,
-                use_layerscale=use_layerscale, layerscale_value=layerscale_value,
-                wrap_neighbors=wrap_neighbors))
-        for i in out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, self.num_features[i])[1])
+            blocks = [FocalTransformerBlock(
+                dims[i], num_heads[i], window_size, expand_size, focal_levels,
+                focal_windows[i], pool_method, mlp_ratio, qkv_bias, qk_scale, drop_rate,
+                attn_drop_rate, rate, use_layerscale, layerscale_value, wrap_neighbors,
+                norm_cfg) for rate in drop_paths[i]]
+            downsample = PatchEmbed(dims[i], dims[i + 1], 2, use_conv_embed, False,
+                                    norm_cfg) if i < NUM_STAGES - 1 else None
+            self.layers.append(Stage(blocks, downsample, with_cp))
         self._init_default()
-        self._freeze_stages()
+        self._finish_init(dims, norm_cfg)
 
     def _init_default(self) -> None:
         """Linear trunc_normal(.02) / bias 0, LayerNorm 1 / 0 (bias tables: trunc_normal
@@ -540,39 +443,3 @@ class FocalTransformer(BaseModule):
                 for layer in m.pool_layers:
                     nn.init.constant_(layer.weight, 1 / layer.in_features)
                     nn.init.constant_(layer.bias, 0)
-
-    def init_weights(self) -> None:
-        """Load ``init_cfg``'s pretrained checkpoint with adaptation, or defer to mmengine."""
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained(self, self.init_cfg['checkpoint'], self.init_cfg.get('prefix'))
-            self._freeze_stages()
-        else:
-            super().init_weights()
-
-    def _freeze_stages(self) -> None:
-        frozen = []
-        if self.frozen_stages >= 0:
-            frozen += [self.patch_embed, self.drop_after_pos]
-        for i in range(self.frozen_stages):
-            frozen.append(self.layers[i])
-            if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
-        for module in frozen:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        return self
-
-    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(B, C_in, H, W) -> tuple of (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))."""
-        x = self.drop_after_pos(self.patch_embed(x))
-        outs = []
-        for i, stage in enumerate(self.layers):
-            out, x = stage(x)
-            if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2))
-        return tuple(outs)

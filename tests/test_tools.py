@@ -1,0 +1,349 @@
+"""tools/: training, resuming, evaluating (COCO AP, mIoU), torchrun with gloo on CPU, the
+checkpoint converter, get_flops and the complexity checker, on tiny generated datasets
+and models shrunk through --cfg-options."""
+import glob
+import json
+import os
+import os.path as osp
+import pickle
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import yaml
+
+import _data
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TOOLS = osp.join(ROOT, 'tools')
+PYTHON = sys.executable
+DET_CONFIG = 'configs/detection/mask_rcnn_focalnet_t_1x.py'
+SEG_CONFIG = 'configs/segmentation/upernet_focalnet_t_512x512_160k_ade20k.py'
+sys.path.insert(0, TOOLS)
+sys.path.insert(0, osp.join(TOOLS, 'analysis'))
+sys.path.insert(0, osp.join(TOOLS, 'model_converters'))
+
+# A FocalNet with one block per stage and 32 channels, and the heads to match.
+SMALL_BACKBONE = ['model.backbone.init_cfg=None', 'model.backbone.embed_dims=32',
+                  'model.backbone.depths=[1,1,1,1]', 'model.backbone.drop_path_rate=0.0']
+LOADERS = [f'{split}_dataloader.{key}'
+           for split in ('train', 'val', 'test')
+           for key in ('num_workers=0', 'persistent_workers=False')]
+
+
+def det_options(data_root):
+    ann = osp.join(data_root, 'annotations', 'instances_val2017.json')
+    crop_branch = 'train_dataloader.dataset.pipeline.3.transforms'
+    return SMALL_BACKBONE + LOADERS + [
+        'model.neck.in_channels=[32,64,128,256]',
+        'model.train_cfg.rpn_proposal.nms_pre=200', 'model.train_cfg.rpn_proposal.max_per_img=50',
+        'model.train_cfg.rcnn.sampler.num=32',
+        'model.test_cfg.rpn.nms_pre=100', 'model.test_cfg.rpn.max_per_img=20',
+        'model.test_cfg.rcnn.score_thr=0.0', 'model.test_cfg.rcnn.max_per_img=10',
+        f'train_dataloader.dataset.data_root={data_root}/',
+        f'val_dataloader.dataset.data_root={data_root}/',
+        f'test_dataloader.dataset.data_root={data_root}/',
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+        f'{crop_branch}.0.0.scales=[(128,96)]', f'{crop_branch}.1.0.scales=[(128,96)]',
+        f'{crop_branch}.1.1.crop_size=(64,64)', f'{crop_branch}.1.2.scales=[(128,96)]',
+        'val_dataloader.dataset.pipeline.1.scale=(128,96)',
+        'test_dataloader.dataset.pipeline.1.scale=(128,96)',
+        'train_cfg.val_interval=100', 'default_hooks.logger.interval=1', 'randomness.seed=0',
+    ]
+
+
+def seg_options(data_root):
+    return SMALL_BACKBONE + LOADERS + [
+        'model.decode_head.in_channels=[32,64,128,256]', 'model.decode_head.channels=32',
+        'model.auxiliary_head.in_channels=128', 'model.auxiliary_head.channels=16',
+        'model.data_preprocessor.size=(64,64)',
+        f'train_dataloader.dataset.data_root={data_root}',
+        f'val_dataloader.dataset.data_root={data_root}',
+        f'test_dataloader.dataset.data_root={data_root}',
+        'train_dataloader.dataset.pipeline.2.scale=(128,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'val_dataloader.dataset.pipeline.1.scale=(128,64)',
+        'test_dataloader.dataset.pipeline.1.scale=(128,64)',
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1',
+        'randomness.seed=0',
+    ]
+
+
+def run(args, env=None, timeout=900):
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                            env=dict(os.environ, **(env or {})))
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-5000:])
+    return result
+
+
+def train(config, work_dir, options, *extra):
+    return run([PYTHON, 'tools/train.py', config, '--work-dir', str(work_dir), *extra,
+                '--cfg-options', *options])
+
+
+def evaluate(config, checkpoint, work_dir, options, *extra):
+    """tools/test.py; returns the metrics it wrote."""
+    run([PYTHON, 'tools/test.py', config, str(checkpoint), '--work-dir', str(work_dir),
+         *extra, '--cfg-options', *options])
+    (metrics, ) = glob.glob(osp.join(work_dir, '*', '*.json'))
+    with open(metrics) as f:
+        return json.load(f)
+
+
+def load_mmengine_checkpoint(path):
+    from train import allow_mmengine_checkpoints
+    allow_mmengine_checkpoints()
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+@pytest.fixture(scope='module')
+def coco(tmp_path_factory):
+    return _data.make_coco(str(tmp_path_factory.mktemp('coco')))
+
+
+@pytest.fixture(scope='module')
+def ade20k(tmp_path_factory):
+    return _data.make_ade20k(str(tmp_path_factory.mktemp('ade20k')))
+
+
+@pytest.fixture(scope='module')
+def det_run(coco, tmp_path_factory):
+    """One epoch of training (2 iterations), then --resume for a second epoch."""
+    work_dir = tmp_path_factory.mktemp('det_run')
+    options = det_options(coco)
+    train(DET_CONFIG, work_dir, options + ['train_cfg.max_epochs=1'])
+    resumed = train(DET_CONFIG, work_dir, options + ['train_cfg.max_epochs=2'], '--resume')
+    return work_dir, resumed.stdout + resumed.stderr
+
+
+# ------------------------------------------------------------------ train / resume / test
+
+
+@pytest.mark.slow
+def test_train_writes_checkpoint_and_resume_continues(det_run):
+    work_dir, log = det_run
+    first = load_mmengine_checkpoint(osp.join(work_dir, 'epoch_1.pth'))
+    second = load_mmengine_checkpoint(osp.join(work_dir, 'epoch_2.pth'))
+    assert (first['meta']['epoch'], first['meta']['iter']) == (1, 2)
+    assert (second['meta']['epoch'], second['meta']['iter']) == (2, 4)
+    assert 'resumed epoch: 1, iter: 2' in log
+    assert 'Epoch(train) [2][1/2]' in log and 'Epoch(train) [1][' not in log
+    assert any(k.startswith('backbone.layers.0.blocks.0.modulation.f')
+               for k in second['state_dict'])
+
+
+@pytest.mark.slow
+def test_test_py_evaluates_detection_checkpoint(det_run, coco, tmp_path):
+    work_dir, _ = det_run
+    metrics = evaluate(DET_CONFIG, osp.join(work_dir, 'epoch_2.pth'), tmp_path,
+                       det_options(coco), '--show-dir', 'vis')
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP'):
+        assert 0 <= metrics[key] <= 1
+    drawn = glob.glob(osp.join(tmp_path, '*', 'vis', '*.jpg'))
+    assert len(drawn) == 2  # one picture per validation image
+
+
+@pytest.mark.slow
+def test_converted_mmdet2_checkpoint_evaluates_like_the_original(det_run, coco, tmp_path):
+    """An mmdet 2.x-style release (whole detector under state_dict, DDP 'module.'
+    prefixes, meta with CLASSES, optimizer state) converts to a checkpoint that
+    tools/test.py evaluates exactly as the original."""
+    work_dir, _ = det_run
+    trained = load_mmengine_checkpoint(osp.join(work_dir, 'epoch_2.pth'))['state_dict']
+    release = tmp_path / 'release.pth'
+    torch.save({'meta': {'mmdet_version': '2.25.0', 'CLASSES': ('person', 'bicycle', 'car')},
+                'state_dict': {f'module.{k}': v for k, v in trained.items()},
+                'optimizer': {'state': {}, 'param_groups': [{'lr': 1e-4}]}}, release)
+    converted = tmp_path / 'converted.pth'
+    run([PYTHON, 'tools/model_converters/convert_focalnet.py', str(release), str(converted)])
+    state = torch.load(converted, weights_only=True)['state_dict']
+    assert state.keys() == trained.keys()
+    assert all(torch.equal(state[k], trained[k]) for k in trained)
+    original = evaluate(DET_CONFIG, osp.join(work_dir, 'epoch_2.pth'), tmp_path / 'a',
+                        det_options(coco))
+    again = evaluate(DET_CONFIG, converted, tmp_path / 'b', det_options(coco))
+    coco = {k: v for k, v in original.items() if k.startswith('coco/')}
+    assert len(coco) >= 12 and coco == {k: again[k] for k in coco}
+
+
+@pytest.mark.slow
+def test_segmentation_train_and_miou(ade20k, tmp_path):
+    options = seg_options(ade20k)
+    train(SEG_CONFIG, tmp_path / 'train', options)
+    checkpoint = load_mmengine_checkpoint(osp.join(tmp_path, 'train', 'iter_2.pth'))
+    assert checkpoint['meta']['iter'] == 2
+    metrics = evaluate(SEG_CONFIG, osp.join(tmp_path, 'train', 'iter_2.pth'),
+                       tmp_path / 'test', options)
+    assert 0 <= metrics['mIoU'] <= 100 and 0 <= metrics['aAcc'] <= 100
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return str(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_dist_train_two_processes_gloo(ade20k, tmp_path):
+    work_dir = tmp_path / 'dist'
+    result = run(['bash', 'tools/dist_train.sh', SEG_CONFIG, '2', '--work-dir', str(work_dir),
+                  '--cfg-options', *seg_options(ade20k)],
+                 env=dict(PYTHON=PYTHON, PORT=_free_port(), OMP_NUM_THREADS='1'))
+    log = result.stdout + result.stderr
+    assert 'Distributed training: True' in log
+    assert 'GPU number: 2' in log  # mmengine's name for the world size
+    checkpoint = load_mmengine_checkpoint(osp.join(work_dir, 'iter_2.pth'))
+    assert checkpoint['meta']['iter'] == 2
+
+
+def test_cli_errors_are_clear(tmp_path):
+    config = tmp_path / 'other_scope.py'
+    config.write_text("default_scope = 'mmpretrain'\n")
+    result = subprocess.run([PYTHON, 'tools/train.py', str(config)], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "default_scope of the config is 'mmpretrain'" in result.stderr
+    result = subprocess.run([PYTHON, 'tools/test.py', DET_CONFIG, str(tmp_path / 'no.pth')],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode != 0 and 'checkpoint not found' in result.stderr
+
+
+# ------------------------------------------------------------------ checkpoint loading
+
+
+class _Reference:
+    def __init__(self, owner, name):
+        self.owner, self.name = owner, name
+
+    def __reduce__(self):
+        return getattr, (self.owner, self.name)
+
+
+def test_allow_list_admits_history_buffer_methods_only(tmp_path):
+    from mmengine.logging import HistoryBuffer
+    from train import allow_mmengine_checkpoints
+    allow_mmengine_checkpoints()
+    good, bad = tmp_path / 'good.pth', tmp_path / 'bad.pth'
+    torch.save({'m': _Reference(HistoryBuffer, 'mean')}, good)
+    torch.save({'m': _Reference(HistoryBuffer, '__init__')}, bad)
+    assert torch.load(good, weights_only=True)['m'] is HistoryBuffer.mean
+    with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
+        torch.load(bad, weights_only=True)
+
+
+# ------------------------------------------------------------------ converter
+
+
+def _small_focalnet():
+    from mmfocal import FocalNet
+    return FocalNet(embed_dims=16, depths=(1, 1, 1, 1), focal_windows=3)
+
+
+def test_convert_imagenet_checkpoint(tmp_path):
+    import convert_focalnet
+    backbone = _small_focalnet()
+    state = {k: v for k, v in backbone.state_dict().items() if not k.startswith('norm')}
+    classifier = {'norm.weight': torch.ones(128), 'norm.bias': torch.zeros(128),
+                  'head.weight': torch.zeros(10, 128), 'head.bias': torch.zeros(10)}
+    src = tmp_path / 'imagenet.pth'
+    torch.save({'model': {f'module.{k}': v for k, v in {**state, **classifier}.items()}}, src)
+    report = convert_focalnet.convert(str(src), str(tmp_path / 'out.pth'))
+    out = torch.load(tmp_path / 'out.pth', weights_only=True)['state_dict']
+    assert out.keys() == state.keys()
+    assert all(torch.equal(out[k], state[k]) for k in state)
+    assert sum('classification only' in line for line in report.dropped) == 4
+
+
+def test_convert_checks_against_config(tmp_path):
+    """With --config a detector checkpoint that does not fit the model is refused with
+    the list of differences."""
+    import convert_focalnet
+    config = tmp_path / 'small.py'
+    config.write_text(textwrap.dedent(f"""
+        _base_ = '{osp.join(ROOT, DET_CONFIG)}'
+        model = dict(backbone=dict(embed_dims=16, depths=(1, 1, 1, 1)),
+                     neck=dict(in_channels=[16, 32, 64, 128]))
+    """))
+    model = convert_focalnet.build_model(str(config))
+    state = dict(model.state_dict())
+    src = tmp_path / 'det.pth'
+    torch.save({'state_dict': state}, src)
+    assert convert_focalnet.main([str(src), str(tmp_path / 'ok.pth'), '--config', str(config)]) == 0
+    state.pop('neck.fpn_convs.0.conv.weight')
+    state['roi_head.bbox_head.fc_cls.weight'] = torch.zeros(3, 1024)
+    torch.save({'state_dict': state}, src)
+    with pytest.raises(Exception, match=r'2 differences'):
+        convert_focalnet.convert(str(src), str(tmp_path / 'bad.pth'), str(config))
+
+
+# ------------------------------------------------------------------ get_flops / checker
+
+
+def test_sdpa_counted_like_explicit_attention():
+    from get_flops import sdpa_flop
+    from mmengine.analysis import FlopAnalyzer
+    q, k, v = torch.rand(2, 3, 10, 8), torch.rand(2, 3, 14, 8), torch.rand(2, 3, 14, 5)
+
+    class Fused(torch.nn.Module):
+        def forward(self, q, k, v):
+            return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+    class Explicit(torch.nn.Module):
+        def forward(self, q, k, v):
+            return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+    fused = FlopAnalyzer(Fused(), (q, k, v))
+    fused.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop)
+    expected = 2 * 3 * 10 * 14 * (8 + 5)
+    assert fused.total() == FlopAnalyzer(Explicit(), (q, k, v)).total() == expected
+
+
+def _small_config(tmp_path):
+    config = tmp_path / 'small_atss.py'
+    config.write_text(textwrap.dedent(f"""
+        _base_ = '{osp.join(ROOT, 'configs/detection/atss_focalnet_t_3x.py')}'
+        model = dict(backbone=dict(embed_dims=16, depths=(1, 1, 1, 1)),
+                     neck=dict(in_channels=[32, 64, 128]))
+    """))
+    return config
+
+
+def test_get_flops_params_and_flops(tmp_path):
+    from get_flops import build_model, complexity
+    from mmengine.config import Config
+    config = _small_config(tmp_path)
+    result = run([PYTHON, 'tools/analysis/get_flops.py', str(config), '--shape', '64', '96'])
+    model = build_model(Config.fromfile(str(config)))
+    params = sum(p.numel() for p in model.parameters())
+    assert f'params: {params / 1e6:.2f} M' in result.stdout
+    assert 'input: 1x3x64x96' in result.stdout
+    # FLOPs grow with the pixels (all convolutions and tokens scale with the area)
+    _, small = complexity(Config.fromfile(str(config)), (64, 96))
+    _, large = complexity(Config.fromfile(str(config)), (128, 192))
+    assert 3.5 < large / small <= 4.0
+
+
+def test_check_complexity_tolerance_and_notes(tmp_path):
+    import check_complexity
+    from get_flops import complexity
+    from mmengine.config import Config
+    config = _small_config(tmp_path)
+    params, flops = complexity(Config.fromfile(str(config)), (64, 96))
+
+    def check(paper_params, paper_flops, note=None):
+        meta = {'Parameters (M)': paper_params, 'FLOPs (G)': paper_flops}
+        if note:
+            meta['Complexity Note'] = note
+        metafile = tmp_path / 'metafile.yml'
+        metafile.write_text(yaml.safe_dump({'Models': [
+            {'Name': 'small_atss', 'Config': str(config), 'Metadata': meta}]}))
+        return check_complexity.main(['--metafile', str(metafile), '--shape', '64', '96'])
+
+    assert check(params / 1e6 * 1.009, flops / 1e9 * 0.975) == 0
+    assert check(params / 1e6 * 1.02, flops / 1e9) == 1
+    assert check(params / 1e6, flops / 1e9 * 1.05) == 1
+    assert check(params / 1e6, flops / 1e9 * 1.05, note='rounded') == 0

@@ -1,0 +1,79 @@
+"""Evaluate a checkpoint with the config's test dataset and metric (COCO AP for mmdet
+configs, mIoU for mmseg configs: the task follows the config's ``default_scope``)::
+
+    python tools/test.py configs/detection/mask_rcnn_focalnet_t_1x.py CHECKPOINT
+
+CHECKPOINT is one written by tools/train.py, or one of the authors' released weights
+brought to mmfocal's layout by tools/model_converters/convert_focalnet.py.
+Several processes: ``tools/dist_test.sh`` (torchrun) or ``tools/slurm_test.sh`` (srun).
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from train import allow_mmengine_checkpoints, init_cpu_distributed, task_of
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Evaluate a detector or a segmentor')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where the evaluation log and metrics go '
+                        '(default: work_dirs/CONFIG_NAME)')
+    parser.add_argument('--show-dir', help='draw the predictions of every image into '
+                        'WORK_DIR/TIMESTAMP/SHOW_DIR')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+        help='override config entries, e.g. test_dataloader.batch_size=2')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def show_predictions(cfg: Config, task: str, show_dir: str) -> None:
+    """Turn on the visualisation hook so that it draws every test image."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise ValueError('--show-dir needs default_hooks.visualization in the config')
+    hook.draw = True
+    hook.interval = 1
+    if task == 'mmdet':
+        hook.test_out_dir = show_dir
+    else:  # mmseg's hook writes through the visualizer
+        cfg.visualizer.save_dir = show_dir
+
+
+def build_config(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    task = task_of(cfg)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    cfg.load_from = args.checkpoint
+    if args.show_dir:
+        show_predictions(cfg, task, args.show_dir)
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = build_config(args)
+    allow_mmengine_checkpoints()
+    init_cpu_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,161 @@
+"""Train a detector (mmdet) or a segmentor (mmseg) from a config.
+
+The task follows the config's ``default_scope``. Single process::
+
+    python tools/train.py configs/detection/mask_rcnn_focalnet_t_1x.py
+
+Several processes: ``tools/dist_train.sh`` (torchrun) or ``tools/slurm_train.sh`` (srun).
+"""
+import argparse
+import codecs
+import collections
+import logging
+import os
+import os.path as osp
+import pickle
+
+import torch
+import torch.distributed as dist
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+TASKS = ('mmdet', 'mmseg')
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Train a detector or a segmentor')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go '
+                        '(default: work_dirs/CONFIG_NAME)')
+    parser.add_argument(
+        '--resume', nargs='?', const='auto', metavar='CHECKPOINT',
+        help='resume from CHECKPOINT, or without a value from the latest checkpoint '
+        'of the work dir')
+    parser.add_argument('--amp', action='store_true', help='mixed-precision training')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the lr by (GPUs x images per GPU) / auto_scale_lr.base_batch_size')
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+        help='override config entries, e.g. train_cfg.max_epochs=1 '
+        'model.backbone.init_cfg=None')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def task_of(cfg: Config) -> str:
+    """'mmdet' or 'mmseg', from the config's ``default_scope``."""
+    scope = cfg.get('default_scope')
+    if scope not in TASKS:
+        raise ValueError(f'default_scope of the config is {scope!r}; tools/train.py and '
+                         f'tools/test.py run configs with default_scope in {TASKS}')
+    return scope
+
+
+def _statistics_method(owner, name):
+    """The one ``getattr`` mmengine checkpoints need: the message hub pickles
+    ``HistoryBuffer``'s statistics methods (min, max, current, mean) by reference."""
+    from mmengine.logging import HistoryBuffer
+    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if owner is HistoryBuffer and name in allowed:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint: only '
+        'HistoryBuffer statistics methods are allowed')
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Let ``torch.load(weights_only=True)`` (torch >= 2.6's default) read the checkpoints
+    mmengine writes (resume state, message hub logs) by allow-listing exactly the
+    globals they hold beside tensors: the message hub's ``HistoryBuffer`` and the numpy
+    arrays and scalars inside it, ``collections.Counter`` (scheduler milestones),
+    ``_codecs.encode`` (bytes) and a ``getattr`` restricted to ``HistoryBuffer``."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    dtypes = {type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)}
+    torch.serialization.add_safe_globals([
+        HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+        *dtypes, collections.Counter, codecs.encode, (_statistics_method, 'builtins.getattr')
+    ])
+
+
+def init_cpu_distributed(cfg: Config, launcher: str) -> None:
+    """Start the process group with gloo where there is no GPU (mmengine's own start
+    calls ``torch.cuda.set_device``), keep DDP off device ids and turn SyncBN, which
+    needs GPUs, into per-process BN."""
+    if launcher != 'pytorch' or torch.cuda.is_available():
+        return
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    cfg.env_cfg.dist_cfg = dict(backend='gloo')
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    if _sync_bn_to_bn(cfg.model):
+        print_log('no GPU: the SyncBN layers of the config run as BN in each process',
+                  logger='current', level=logging.WARNING)
+
+
+def _sync_bn_to_bn(node) -> bool:
+    """Replace ``type='SyncBN'`` by ``'BN'`` in a config tree; True if any was found."""
+    found = False
+    if isinstance(node, dict):
+        if node.get('type') == 'SyncBN':
+            node['type'], found = 'BN', True
+        for value in node.values():
+            found = _sync_bn_to_bn(value) or found
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            found = _sync_bn_to_bn(value) or found
+    return found
+
+
+def enable_amp(cfg: Config) -> None:
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        return
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
+        raise ValueError('--amp needs optim_wrapper.type OptimWrapper or AmpOptimWrapper, '
+                         f'the config has {cfg.optim_wrapper.type}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.loss_scale = 'dynamic'
+
+
+def build_config(args) -> Config:
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    task_of(cfg)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        enable_amp(cfg)
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise ValueError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume:
+        cfg.resume, cfg.load_from = True, args.resume
+    return cfg
+
+
+def main():
+    args = parse_args()
+    cfg = build_config(args)
+    allow_mmengine_checkpoints()
+    init_cpu_distributed(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()

@@ -238,7 +238,7 @@ def test_every_variant_shapes(name):
         outs = model(torch.randn(1, 3, 33, 50))
     assert [tuple(o.shape) for o in outs] == expected_shapes(
         1, 33, 50, VARIANTS[name]['embed_dims'])
-    assert all(torch.isfinite(o).all() for o in outs)
+    assert all(torch.isfinite(o).all() and o.is_contiguous() for o in outs)
 
 
 def test_focal_t_parameter_count_is_the_papers():

@@ -55,6 +55,8 @@ def test_any_input_size(size):
     with torch.no_grad():
         outs = model(torch.randn(2, 3, *size))
     assert [tuple(o.shape) for o in outs] == expected_shapes(2, *size, 16)
+    # Necks and RoI ops index their input as contiguous NCHW memory.
+    assert all(o.is_contiguous() for o in outs)
 
 
 @pytest.mark.parametrize('out_indices', [(0, ), (3, ), (1, 2, 3), (0, 2)])

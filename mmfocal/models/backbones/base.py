@@ -1,7 +1,9 @@
 """What mmfocal's two backbones share: the four-stage skeleton and its layers.
 
 Token maps are (B, H, W, C) contiguous throughout; convolutions read (B, C, H, W)
-``permute`` views of them (channels-last strides), so layout changes copy nothing.
+``permute`` views of them (channels-last strides), so layout changes copy nothing. Only the
+outputs are copied to contiguous (B, C, H, W): necks and heads expect that layout, and some
+of their ops (mmcv's RoIAlign among them) index their input as if it were.
 """
 from typing import List, Sequence, Tuple, Union
 
@@ -163,11 +165,11 @@ class StagedBackbone(BaseModule):
         return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(B, C_in, H, W) -> tuple of (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))."""
+        """(B, C_in, H, W) -> tuple of contiguous (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))."""
         x = self.drop_after_pos(self.patch_embed(x))
         outs = []
         for i, stage in enumerate(self.layers):
             out, x = stage(x)
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2))
+                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2).contiguous())
         return tuple(outs)

@@ -12,3 +12,12 @@ setup:
 
 test: setup
 	$(PYTHON) -m pytest tests -q
+
+# The demo on synthetic data: train, evaluate and draw a FocalNet Mask R-CNN (demo) or a
+# Focal Transformer UperNet (demo-seg) on a CPU; outputs under work_dirs/demo_{det,seg}.
+.PHONY: demo demo-seg
+demo: setup
+	$(PYTHON) tools/demo.py det
+
+demo-seg: setup
+	$(PYTHON) tools/demo.py seg

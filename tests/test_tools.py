@@ -95,7 +95,7 @@ def evaluate(config, checkpoint, work_dir, options, *extra):
 
 
 def load_mmengine_checkpoint(path):
-    from train import allow_mmengine_checkpoints
+    from mmfocal.models.checkpoint import allow_mmengine_checkpoints
     allow_mmengine_checkpoints()
     return torch.load(path, map_location='cpu', weights_only=True)
 
@@ -200,6 +200,27 @@ def test_dist_train_two_processes_gloo(ade20k, tmp_path):
     assert checkpoint['meta']['iter'] == 2
 
 
+@pytest.mark.parametrize('script, args, tool_args', [
+    ('slurm_train.sh', ['part', 'job', DET_CONFIG, '--work-dir', 'w d'],
+     ['tools/train.py', DET_CONFIG, '--launcher', 'slurm', '--work-dir', 'w d']),
+    ('slurm_test.sh', ['part', 'job', SEG_CONFIG, 'ckpt.pth', '--show-dir', 'vis'],
+     ['tools/test.py', SEG_CONFIG, 'ckpt.pth', '--launcher', 'slurm', '--show-dir', 'vis']),
+])
+def test_slurm_scripts_build_the_srun_command(tmp_path, script, args, tool_args):
+    """No cluster here: a stand-in ``srun`` on PATH records the arguments it is given."""
+    fake = tmp_path / 'srun'
+    fake.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$SRUN_LOG"\n')
+    fake.chmod(0o755)
+    log = tmp_path / 'srun.log'
+    env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', SRUN_LOG=str(log),
+               GPUS='16', GPUS_PER_NODE='8', SRUN_ARGS='--quotatype=auto', PYTHON='py')
+    subprocess.run(['bash', f'tools/{script}', *args], cwd=ROOT, env=env, check=True)
+    argv = log.read_text().splitlines()
+    assert argv == ['-p', 'part', '--job-name=job', '--gres=gpu:8', '--ntasks=16',
+                    '--ntasks-per-node=8', '--cpus-per-task=5', '--kill-on-bad-exit=1',
+                    '--quotatype=auto', 'py', '-u', *tool_args]
+
+
 def test_cli_errors_are_clear(tmp_path):
     config = tmp_path / 'other_scope.py'
     config.write_text("default_scope = 'mmpretrain'\n")
@@ -225,7 +246,7 @@ class _Reference:
 
 def test_allow_list_admits_history_buffer_methods_only(tmp_path):
     from mmengine.logging import HistoryBuffer
-    from train import allow_mmengine_checkpoints
+    from mmfocal.models.checkpoint import allow_mmengine_checkpoints
     allow_mmengine_checkpoints()
     good, bad = tmp_path / 'good.pth', tmp_path / 'bad.pth'
     torch.save({'m': _Reference(HistoryBuffer, 'mean')}, good)

@@ -14,7 +14,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from train import allow_mmengine_checkpoints, init_cpu_distributed, task_of
+from mmfocal.models.checkpoint import allow_mmengine_checkpoints
+from train import init_cpu_distributed, task_of
 
 
 def parse_args():

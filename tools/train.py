@@ -7,18 +7,17 @@ The task follows the config's ``default_scope``. Single process::
 Several processes: ``tools/dist_train.sh`` (torchrun) or ``tools/slurm_train.sh`` (srun).
 """
 import argparse
-import codecs
-import collections
 import logging
 import os
 import os.path as osp
-import pickle
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
+
+from mmfocal.models.checkpoint import allow_mmengine_checkpoints
 
 TASKS = ('mmdet', 'mmseg')
 
@@ -56,34 +55,6 @@ def task_of(cfg: Config) -> str:
         raise ValueError(f'default_scope of the config is {scope!r}; tools/train.py and '
                          f'tools/test.py run configs with default_scope in {TASKS}')
     return scope
-
-
-def _statistics_method(owner, name):
-    """The one ``getattr`` mmengine checkpoints need: the message hub pickles
-    ``HistoryBuffer``'s statistics methods (min, max, current, mean) by reference."""
-    from mmengine.logging import HistoryBuffer
-    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
-    if owner is HistoryBuffer and name in allowed:
-        return getattr(owner, name)
-    raise pickle.UnpicklingError(
-        f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint: only '
-        'HistoryBuffer statistics methods are allowed')
-
-
-def allow_mmengine_checkpoints() -> None:
-    """Let ``torch.load(weights_only=True)`` (torch >= 2.6's default) read the checkpoints
-    mmengine writes (resume state, message hub logs) by allow-listing exactly the
-    globals they hold beside tensors: the message hub's ``HistoryBuffer`` and the numpy
-    arrays and scalars inside it, ``collections.Counter`` (scheduler milestones),
-    ``_codecs.encode`` (bytes) and a ``getattr`` restricted to ``HistoryBuffer``."""
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    dtypes = {type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)}
-    torch.serialization.add_safe_globals([
-        HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
-        *dtypes, collections.Counter, codecs.encode, (_statistics_method, 'builtins.getattr')
-    ])
 
 
 def init_cpu_distributed(cfg: Config, launcher: str) -> None:

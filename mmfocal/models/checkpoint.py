@@ -15,7 +15,10 @@ authors' key layout, and adapts what the papers adapt for high resolution:
 Everything else must match exactly; what cannot be adapted raises :class:`CheckpointError`.
 Every adapted, dropped, missing and unexpected key is reported.
 """
+import codecs
+import collections
 import math
+import pickle
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -67,7 +70,9 @@ class LoadReport:
 
 
 def read_checkpoint(path: str) -> dict:
-    """Load a weight file with ``torch.load(weights_only=True)``."""
+    """Load a weight file with ``torch.load(weights_only=True)``; checkpoints written by
+    mmengine (e.g. a trained detector's) are read through :func:`allow_mmengine_checkpoints`."""
+    allow_mmengine_checkpoints()
     if re.match(r'^(https?|s3)://', str(path)):
         from mmengine.runner import CheckpointLoader
         return CheckpointLoader.load_checkpoint(path, map_location='cpu')
@@ -79,6 +84,34 @@ def read_checkpoint(path: str) -> dict:
         raise CheckpointError(
             f'{path} is not a weight file torch.load(weights_only=True) can read '
             f'(a state dict, possibly under {WRAPPER_KEYS}): {exc}') from exc
+
+
+def _statistics_method(owner, name):
+    """The one ``getattr`` mmengine checkpoints need: the message hub pickles
+    ``HistoryBuffer``'s statistics methods (min, max, current, mean) by reference."""
+    from mmengine.logging import HistoryBuffer
+    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if owner is HistoryBuffer and name in allowed:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint: only '
+        'HistoryBuffer statistics methods are allowed')
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Let ``torch.load(weights_only=True)`` (torch >= 2.6's default) read the checkpoints
+    mmengine writes (resume state, message hub logs) by allow-listing exactly the
+    globals they hold beside tensors: the message hub's ``HistoryBuffer`` and the numpy
+    arrays and scalars inside it, ``collections.Counter`` (scheduler milestones),
+    ``_codecs.encode`` (bytes) and a ``getattr`` restricted to ``HistoryBuffer``."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
+    dtypes = {type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)}
+    torch.serialization.add_safe_globals([
+        HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
+        *dtypes, collections.Counter, codecs.encode, (_statistics_method, 'builtins.getattr')
+    ])
 
 
 def unwrap(checkpoint, prefix: Optional[str] = None,

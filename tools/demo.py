@@ -1,0 +1,127 @@
+"""The out-of-the-box demo: synthetic data, training, evaluation and pictures on a CPU.
+
+    python tools/demo.py det    # FocalNet Mask R-CNN (mmdet), COCO box and mask AP
+    python tools/demo.py seg    # Focal Transformer UperNet (mmseg), mIoU
+
+Steps: tools/dataset_converters/make_demo_data.py writes data/demo/, tools/train.py
+trains the demo config, tools/test.py evaluates the last checkpoint on the demo's
+validation split and draws the predictions (``--show-dir``), and
+tools/analysis/visualize_focal.py draws what the backbone learned. Everything goes under
+``--work-dir`` (default work_dirs/demo_det or work_dirs/demo_seg); the figures and the
+time of every step are printed at the end and written to ``summary.json`` there.
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+from mmengine.config import Config
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TASKS = {
+    'det': dict(config='configs/detection/demo_mask_rcnn_focalnet.py',
+                images='coco/val2017/*.jpg', picture_args=['--stage', '1', '2', '3'],
+                metrics={'box mAP': 'coco/bbox_mAP', 'mask mAP': 'coco/segm_mAP',
+                         'box mAP@0.5': 'coco/bbox_mAP_50'}),
+    'seg': dict(config='configs/segmentation/demo_upernet_focal_transformer.py',
+                images='ade/ADEChallengeData2016/images/validation/*.jpg', picture_args=[],
+                metrics={'mIoU (%)': 'mIoU', 'mAcc (%)': 'mAcc', 'aAcc (%)': 'aAcc'}),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('task', choices=sorted(TASKS))
+    parser.add_argument('--config', help='demo config (default: the task\'s)')
+    parser.add_argument('--work-dir', help='default work_dirs/demo_TASK (relative paths '
+                        'here are relative to the repository root)')
+    parser.add_argument('--data-root', default='data/demo')
+    parser.add_argument('--num-train', type=int, default=320)
+    parser.add_argument('--num-val', type=int, default=80)
+    parser.add_argument('--num-pictures', type=int, default=2,
+                        help='validation images drawn by visualize_focal (FocalNet)')
+    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='passed to tools/train.py and tools/test.py')
+    return parser.parse_args(argv)
+
+
+def run(step: str, cmd, timings: dict) -> None:
+    print(f'\n==> {step}: {" ".join(cmd)}', flush=True)
+    start = time.time()
+    subprocess.run(cmd, cwd=ROOT, check=True)
+    timings[step] = round(time.time() - start, 1)
+
+
+def data_options(task: str, data_root: str) -> list:
+    """--cfg-options that point the demo config at ``data_root``."""
+    if task == 'det':
+        root = osp.join(data_root, 'coco') + '/'
+        return [f'train_dataloader.dataset.data_root={root}',
+                f'val_dataloader.dataset.data_root={root}',
+                f'test_dataloader.dataset.data_root={root}',
+                f'val_evaluator.ann_file={root}annotations/instances_val2017.json',
+                f'test_evaluator.ann_file={root}annotations/instances_val2017.json']
+    root = osp.join(data_root, 'ade', 'ADEChallengeData2016')
+    return [f'{loader}.dataset.data_root={root}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+def test_metrics(work_dir: str, since: float) -> dict:
+    """The metrics tools/test.py wrote to WORK_DIR/TIMESTAMP/TIMESTAMP.json."""
+    logs = [p for p in glob.glob(osp.join(work_dir, '*', '*.json'))
+            if osp.getmtime(p) >= since]
+    if not logs:
+        raise RuntimeError(f'tools/test.py wrote no metrics file under {work_dir}')
+    with open(max(logs, key=osp.getmtime)) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    task = TASKS[args.task]
+    config = args.config or task['config']
+    work_dir = args.work_dir or osp.join('work_dirs', f'demo_{args.task}')
+    py, timings, start = sys.executable, {}, time.time()
+    run('data', [py, 'tools/dataset_converters/make_demo_data.py', '--out', args.data_root,
+                 '--task', args.task, '--num-train', str(args.num_train),
+                 '--num-val', str(args.num_val)], timings)
+    options = data_options(args.task, args.data_root) + args.cfg_options
+    run('train', [py, 'tools/train.py', config, '--work-dir', work_dir,
+                  '--cfg-options', *options], timings)
+    with open(osp.join(ROOT, work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
+    tested = time.time()
+    # Absolute: mmdet puts a relative --show-dir under WORK_DIR/TIMESTAMP, mmseg under '.'.
+    predictions = osp.join(ROOT, work_dir, 'predictions')
+    run('test', [py, 'tools/test.py', config, checkpoint, '--work-dir', work_dir,
+                 '--show-dir', predictions, '--cfg-options', *options], timings)
+    metrics = test_metrics(osp.join(ROOT, work_dir), tested)
+    pictures = osp.join(ROOT, work_dir, 'focal_maps')
+    images = []  # Focal Transformer pictures are of parameters, FocalNet's of images
+    if Config.fromfile(config, import_custom_modules=False).model.backbone.type == 'FocalNet':
+        images = sorted(glob.glob(osp.join(ROOT, args.data_root, task['images'])))
+        images = images[:args.num_pictures]
+    run('pictures', [py, 'tools/analysis/visualize_focal.py', config, checkpoint, *images,
+                     '--out-dir', pictures, *task['picture_args']], timings)
+    timings['total'] = round(time.time() - start, 1)
+
+    figures = {name: round(metrics[key], 4) for name, key in task['metrics'].items()}
+    summary = dict(task=args.task, config=config, checkpoint=checkpoint, figures=figures,
+                   seconds=timings, predictions=predictions, focal_maps=pictures)
+    with open(osp.join(ROOT, work_dir, 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    print(f'\n==> demo {args.task} done in {timings["total"]:.0f} s '
+          f'({", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k != "total")})')
+    for name, value in figures.items():
+        print(f'    {name}: {value}')
+    print(f'    predictions drawn in {summary["predictions"]}')
+    print(f'    backbone pictures in {pictures}')
+    return summary
+
+
+if __name__ == '__main__':
+    main()

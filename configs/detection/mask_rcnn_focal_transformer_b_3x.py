@@ -1,25 +1,8 @@
 # Focal-B Mask R-CNN 3x, multi-scale training.
-_base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    '../_base_/datasets/coco_instance_ms_crop.py',
-    '../_base_/schedules/det_adamw_3x.py',
-    'mmdet::_base_/default_runtime.py'
-]
+_base_ = './mask_rcnn_focal_transformer_t_3x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# ImageNet-1K weights from the authors' release (see the README).
 pretrained = 'checkpoints/focal-base-is224-ws7.pth'
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FocalTransformer',
-        embed_dims=128,
-        depths=(2, 2, 18, 2),
-        num_heads=(4, 8, 16, 32),
-        window_size=7,
-        expand_size=3,
-        focal_levels=2,
-        focal_windows=(15, 13, 9, 7),
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone=dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
+        drop_path_rate=0.3, init_cfg=dict(checkpoint=pretrained)),
     neck=dict(in_channels=[128, 256, 512, 1024]))

@@ -1,25 +1,6 @@
 # Focal-S Mask R-CNN 1x, single-scale training (1333x800).
-_base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
-    '../_base_/schedules/det_adamw_1x.py',
-    'mmdet::_base_/default_runtime.py'
-]
+_base_ = './mask_rcnn_focal_transformer_t_1x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# ImageNet-1K weights from the authors' release (see the README).
 pretrained = 'checkpoints/focal-small-is224-ws7.pth'
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FocalTransformer',
-        embed_dims=96,
-        depths=(2, 2, 18, 2),
-        num_heads=(3, 6, 12, 24),
-        window_size=7,
-        expand_size=3,
-        focal_levels=2,
-        focal_windows=(15, 13, 9, 7),
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+    backbone=dict(depths=(2, 2, 18, 2), init_cfg=dict(checkpoint=pretrained)))

@@ -1,21 +1,8 @@
 # FocalNet-B (SRF, 2 focal levels) Mask R-CNN 1x, multi-scale training.
-_base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    '../_base_/datasets/coco_instance_ms_crop.py',
-    '../_base_/schedules/det_adamw_1x.py',
-    'mmdet::_base_/default_runtime.py'
-]
+_base_ = './mask_rcnn_focalnet_t_1x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 pretrained = 'https://github.com/microsoft/FocalNet/releases/download/v1.0.0/focalnet_base_srf.pth'  # noqa
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FocalNet',
-        embed_dims=128,
-        depths=(2, 2, 18, 2),
-        focal_levels=2,
-        focal_windows=9,
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    backbone=dict(embed_dims=128, depths=(2, 2, 18, 2), drop_path_rate=0.3,
+        init_cfg=dict(checkpoint=pretrained)),
     neck=dict(in_channels=[128, 256, 512, 1024]))

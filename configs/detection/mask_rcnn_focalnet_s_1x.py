@@ -1,21 +1,7 @@
 # FocalNet-S (SRF, 2 focal levels) Mask R-CNN 1x, multi-scale training.
-_base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    '../_base_/datasets/coco_instance_ms_crop.py',
-    '../_base_/schedules/det_adamw_1x.py',
-    'mmdet::_base_/default_runtime.py'
-]
+_base_ = './mask_rcnn_focalnet_t_1x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 pretrained = 'https://github.com/microsoft/FocalNet/releases/download/v1.0.0/focalnet_small_srf.pth'  # noqa
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FocalNet',
-        embed_dims=96,
-        depths=(2, 2, 18, 2),
-        focal_levels=2,
-        focal_windows=9,
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[96, 192, 384, 768]))
+    backbone=dict(depths=(2, 2, 18, 2), drop_path_rate=0.2,
+        init_cfg=dict(checkpoint=pretrained)))

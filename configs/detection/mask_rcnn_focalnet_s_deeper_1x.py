@@ -1,23 +1,7 @@
 # FocalNet-S (deeper) (SRF, 2 focal levels) Mask R-CNN 1x, multi-scale training.
-_base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
-    '../_base_/datasets/coco_instance_ms_crop.py',
-    '../_base_/schedules/det_adamw_1x.py',
-    'mmdet::_base_/default_runtime.py'
-]
+_base_ = './mask_rcnn_focalnet_t_deeper_1x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# The deeper FocalNets' ImageNet-1K weights were not released: put your own
-# checkpoint there (the LRF variant loads the SRF weights and adds a level).
 pretrained = 'checkpoints/focalnet_small_deeper_srf.pth'
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FocalNet',
-        embed_dims=64,
-        depths=(4, 4, 28, 4),
-        focal_levels=2,
-        focal_windows=9,
-        drop_path_rate=0.2,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[64, 128, 256, 512]))
+    backbone=dict(depths=(4, 4, 28, 4), drop_path_rate=0.2,
+        init_cfg=dict(checkpoint=pretrained)))

@@ -1,26 +1,6 @@
 # Focal-S RetinaNet 3x, multi-scale training; the FPN uses stages 1..3 only.
-_base_ = [
-    'mmdet::_base_/models/retinanet_r50_fpn.py',
-    '../_base_/datasets/coco_detection_ms_crop.py',
-    '../_base_/schedules/det_adamw_3x.py',
-    'mmdet::_base_/default_runtime.py'
-]
+_base_ = './retinanet_focal_transformer_t_3x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# ImageNet-1K weights from the authors' release (see the README).
 pretrained = 'checkpoints/focal-small-is224-ws7.pth'
 model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FocalTransformer',
-        embed_dims=96,
-        depths=(2, 2, 18, 2),
-        num_heads=(3, 6, 12, 24),
-        window_size=7,
-        expand_size=3,
-        focal_levels=2,
-        focal_windows=(15, 13, 9, 7),
-        drop_path_rate=0.2,
-        out_indices=(1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[192, 384, 768], start_level=0, num_outs=5))
+    backbone=dict(depths=(2, 2, 18, 2), init_cfg=dict(checkpoint=pretrained)))

@@ -1,30 +1,6 @@
 # Focal-S (ImageNet-1K) UperNet, ADE20K 512x512, 160k iterations.
-_base_ = [
-    'mmseg::_base_/models/upernet_swin.py',
-    '../_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/seg_adamw_160k.py'
-]
+_base_ = './upernet_focal_transformer_t_512x512_160k_ade20k.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# ImageNet-1K weights from the authors' release (see the README).
 pretrained = 'checkpoints/focal-small-is224-ws7.pth'
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
 model = dict(
-    pretrained=None,
-    data_preprocessor=data_preprocessor,
-    backbone=dict(
-        _delete_=True,
-        type='FocalTransformer',
-        embed_dims=96,
-        depths=(2, 2, 18, 2),
-        num_heads=(3, 6, 12, 24),
-        window_size=7,
-        expand_size=3,
-        focal_levels=2,
-        focal_windows=(15, 13, 9, 7),
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
-    auxiliary_head=dict(in_channels=384, num_classes=150))
+    backbone=dict(depths=(2, 2, 18, 2), init_cfg=dict(checkpoint=pretrained)))

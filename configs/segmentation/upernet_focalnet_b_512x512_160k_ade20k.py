@@ -1,26 +1,9 @@
 # FocalNet-B (SRF) UperNet, ADE20K 512x512, 160k iterations.
-_base_ = [
-    'mmseg::_base_/models/upernet_swin.py',
-    '../_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/seg_adamw_160k.py'
-]
+_base_ = './upernet_focalnet_t_512x512_160k_ade20k.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 pretrained = 'https://github.com/microsoft/FocalNet/releases/download/v1.0.0/focalnet_base_srf.pth'  # noqa
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
 model = dict(
-    pretrained=None,
-    data_preprocessor=data_preprocessor,
-    backbone=dict(
-        _delete_=True,
-        type='FocalNet',
-        embed_dims=128,
-        depths=(2, 2, 18, 2),
-        focal_levels=2,
-        focal_windows=9,
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    decode_head=dict(in_channels=[128, 256, 512, 1024], num_classes=150),
-    auxiliary_head=dict(in_channels=512, num_classes=150))
+    backbone=dict(embed_dims=128, depths=(2, 2, 18, 2),
+        init_cfg=dict(checkpoint=pretrained)),
+    decode_head=dict(in_channels=[128, 256, 512, 1024]),
+    auxiliary_head=dict(in_channels=512))

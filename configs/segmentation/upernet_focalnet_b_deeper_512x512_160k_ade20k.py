@@ -1,28 +1,9 @@
 # FocalNet-B (deeper) (SRF) UperNet, ADE20K 512x512, 160k iterations.
-_base_ = [
-    'mmseg::_base_/models/upernet_swin.py',
-    '../_base_/datasets/ade20k.py',
-    'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/seg_adamw_160k.py'
-]
+_base_ = './upernet_focalnet_t_deeper_512x512_160k_ade20k.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# The deeper FocalNets' ImageNet-1K weights were not released: put your own
-# checkpoint there (the LRF variant loads the SRF weights and adds a level).
 pretrained = 'checkpoints/focalnet_base_deeper_srf.pth'
-crop_size = (512, 512)
-data_preprocessor = dict(size=crop_size)
 model = dict(
-    pretrained=None,
-    data_preprocessor=data_preprocessor,
-    backbone=dict(
-        _delete_=True,
-        type='FocalNet',
-        embed_dims=96,
-        depths=(4, 4, 28, 4),
-        focal_levels=2,
-        focal_windows=9,
-        drop_path_rate=0.3,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    decode_head=dict(in_channels=[96, 192, 384, 768], num_classes=150),
-    auxiliary_head=dict(in_channels=384, num_classes=150))
+    backbone=dict(embed_dims=96, depths=(4, 4, 28, 4),
+        init_cfg=dict(checkpoint=pretrained)),
+    decode_head=dict(in_channels=[96, 192, 384, 768]),
+    auxiliary_head=dict(in_channels=384))

@@ -80,6 +80,12 @@ def test_metrics(work_dir: str, since: float) -> dict:
         return json.loads(f.read().strip().splitlines()[-1])
 
 
+def shown(path: str) -> str:
+    """``path`` relative to the repository root when it lies inside it."""
+    rel = osp.relpath(path, ROOT)
+    return path if rel.startswith('..') else rel
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     task = TASKS[args.task]
@@ -118,8 +124,8 @@ def main(argv=None) -> dict:
           f'({", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k != "total")})')
     for name, value in figures.items():
         print(f'    {name}: {value}')
-    print(f'    predictions drawn in {summary["predictions"]}')
-    print(f'    backbone pictures in {pictures}')
+    print(f'    predictions drawn in {shown(predictions)}')
+    print(f'    backbone pictures in {shown(pictures)}')
     return summary
 
 

@@ -127,16 +127,21 @@ def focalnet_detector():
     return visualize_focal.build_model(DET_CONFIG, 'none', 'cpu')
 
 
-def test_focal_maps_reproduce_the_modulation(focalnet_detector):
-    """The recomputed gates and modulator give the module's own output."""
+def test_modulate_gives_the_drawn_maps(focalnet_detector):
+    """The gates drawn are the last L + 1 outputs of ``f``, and the modulator drawn is the one
+    the module's output is made of."""
     model, _ = focalnet_detector
     modulation = model.backbone.layers[1].blocks[0].modulation
-    x = torch.randn(2, 7, 9, modulation.proj.in_features)
-    q, gates, modulator = visualize_focal.focal_maps(modulation, x)
+    dims = modulation.proj.in_features
+    x = torch.randn(2, 7, 9, dims)
+    with torch.no_grad():
+        q, gates, modulator = modulation.modulate(x)
+        projected = torch.nn.functional.linear(x, modulation.f.weight, modulation.f.bias)
+        expected = modulation(x)
     assert gates.shape == (2, modulation.focal_level + 1, 7, 9)
     assert modulator.shape == q.shape == x.shape
-    with torch.no_grad():
-        expected = modulation(x)
+    torch.testing.assert_close(gates, projected[..., 2 * dims:].permute(0, 3, 1, 2))
+    torch.testing.assert_close(q, projected[..., :dims])
     torch.testing.assert_close(modulation.proj(q * modulator), expected)
 
 

@@ -177,8 +177,8 @@ def reference_forward(sd, x, levels, use_conv_embed=False, use_postln=False,
 
     def modulation(t, p):  # t: (B, C, H, W)
         c = t.shape[1]
-        y = torch.einsum('bchw,oc->bohw', t, sd[p + '.f.weight']) + sd[p + '.f.bias'][:, None,
-                                                                                     None]
+        bias = sd[p + '.f.bias'][:, None, None]
+        y = torch.einsum('bchw,oc->bohw', t, sd[p + '.f.weight']) + bias
         q, ctx, gates = y[:, :c], y[:, c:2 * c], y[:, 2 * c:]
         ctx_all = torch.zeros_like(ctx)
         for k in range(levels):

@@ -13,7 +13,6 @@ time of every step are printed at the end and written to ``summary.json`` there.
 import argparse
 import glob
 import json
-import os
 import os.path as osp
 import subprocess
 import sys

@@ -3,7 +3,8 @@ _base_ = './upernet_focal_transformer_t_512x512_160k_ade20k.py'
 
 pretrained = 'checkpoints/focal-base-is224-ws7.pth'
 model = dict(
-    backbone=dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
+    backbone=dict(
+        embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32),
         init_cfg=dict(checkpoint=pretrained)),
     decode_head=dict(in_channels=[128, 256, 512, 1024]),
     auxiliary_head=dict(in_channels=512))

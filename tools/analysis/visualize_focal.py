@@ -16,8 +16,8 @@ pooled level. These are parameters, so no image is needed.
 
     python tools/analysis/visualize_focal.py CONFIG CHECKPOINT [IMAGE ...] --out-dir DIR
 
-The backbone modules are not changed: the FocalNet maps are recomputed with the block's
-own layers from the input of its modulation, captured by a forward hook.
+The backbone modules are not changed: the FocalNet maps are recomputed by the block's
+``FocalModulation.modulate`` from the input of its modulation, captured by a forward hook.
 """
 import argparse
 import math
@@ -94,28 +94,6 @@ def run_model(model, scope: str, image: np.ndarray):
 # ----------------------------------------------------------------------------- FocalNet
 
 
-@torch.no_grad()
-def focal_maps(modulation, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Recompute a FocalModulation's intermediate maps from its input x (B, H, W, C).
-
-    Returns q (B, H, W, C), the gates (B, L + 1, H, W) (levels 0..L-1, then the global gate)
-    and the modulator h(ctx_all) (B, H, W, C); ``proj(q * modulator)`` (after ``ln`` when
-    present) is the module's output.
-    """
-    dims, levels = x.shape[-1], modulation.focal_level
-    q, ctx, gates = modulation.f(x).split([dims, dims, levels + 1], dim=-1)
-    ctx, gates = ctx.permute(0, 3, 1, 2), gates.permute(0, 3, 1, 2)
-    ctx_all = 0
-    for level, focal_layer in enumerate(modulation.focal_layers):
-        ctx = focal_layer(ctx)
-        ctx_all = ctx_all + ctx * gates[:, level:level + 1]
-    ctx_all = ctx_all + F.gelu(ctx.mean((2, 3), keepdim=True)) * gates[:, levels:]
-    if modulation.normalize_modulator:
-        ctx_all = ctx_all / (levels + 1)
-    modulator = modulation.h(ctx_all).permute(0, 2, 3, 1)
-    return q, gates, modulator
-
-
 def pick_block(backbone, stage: int, block: int):
     stages = backbone.layers
     if not -len(stages) <= stage < len(stages):
@@ -149,7 +127,8 @@ def capture_focalnet(model, scope: str, image: np.ndarray, stages: List[int], bl
     valid = sample.metainfo['img_shape'][:2]
     out = []
     for stage, index, module in blocks:
-        _, gates, modulator = focal_maps(module.modulation, captured[(stage, index)][:1])
+        with torch.no_grad():
+            _, gates, modulator = module.modulation.modulate(captured[(stage, index)][:1])
         maps = {f'gate_level{k + 1}': gates[0, k] for k in range(gates.shape[1] - 1)}
         maps['gate_global'] = gates[0, -1]
         maps['modulator'] = modulator[0].abs().mean(-1)

@@ -165,7 +165,8 @@ class StagedBackbone(BaseModule):
         return self
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(B, C_in, H, W) -> tuple of contiguous (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))."""
+        """(B, C_in, H, W) -> tuple of contiguous (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))
+        for i in ``out_indices``."""
         x = self.drop_after_pos(self.patch_embed(x))
         outs = []
         for i, stage in enumerate(self.layers):

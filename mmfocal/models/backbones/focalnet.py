@@ -46,7 +46,9 @@ class FocalModulation(nn.Module):
                 nn.GELU()))
         self.ln = nn.LayerNorm(dims) if use_postln_in_modulation else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def modulate(self, x: torch.Tensor):
+        """x (B, H, W, C) -> query q (B, H, W, C), gates (B, L + 1, H, W) (levels 1..L, then
+        the global gate) and modulator h(ctx_all) (B, H, W, C)."""
         dims = x.shape[-1]
         q, ctx, gates = self.f(x).split([dims, dims, self.focal_level + 1], dim=-1)
         # (B, C, H, W) views of channels-last memory; convolutions keep that layout.
@@ -60,7 +62,10 @@ class FocalModulation(nn.Module):
         ctx_all = ctx_all + ctx_global * gates[:, self.focal_level:]
         if self.normalize_modulator:
             ctx_all = ctx_all / (self.focal_level + 1)
-        modulator = self.h(ctx_all).permute(0, 2, 3, 1)
+        return q, gates, self.h(ctx_all).permute(0, 2, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, _, modulator = self.modulate(x)
         out = q * modulator
         if self.ln is not None:
             out = self.ln(out)

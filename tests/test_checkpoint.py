@@ -282,3 +282,26 @@ def test_detector_init_weights_loads_backbone_checkpoint(tmp_path):
                                sd['layers.1.blocks.0.mlp.fc1.weight'])
     torch.testing.assert_close(loaded[KERNEL.format(2, 0)][..., 3:-3, 3:-3],
                                sd[KERNEL.format(2, 0)])
+
+
+def test_reads_a_checkpoint_written_by_mmengine(tmp_path):
+    """A trained detector's checkpoint holds the message hub's HistoryBuffer (numpy inside)
+    beside the weights; its backbone loads with weights_only=True. In a fresh process, so
+    that no earlier test has allow-listed those objects already."""
+    import subprocess
+    import sys
+    from mmengine.logging import HistoryBuffer
+    history = HistoryBuffer()
+    history.update(0.5)
+    sd = {f'backbone.{k}': v for k, v in imagenet_state_dict().items()}
+    path = save(tmp_path, dict(meta=dict(epoch=1), state_dict=sd,
+                               message_hub=dict(log_scalars={'loss': history})))
+    code = ('from mmfocal.models.backbones.focalnet import FocalNet\n'
+            'from mmfocal.models.checkpoint import load_pretrained\n'
+            'model = FocalNet(embed_dims=16, depths=(1, 2, 1, 1), focal_windows=3)\n'
+            f'report = load_pretrained(model, {path!r}, prefix="backbone.")\n'
+            'assert not report.unexpected and not report.adapted\n'
+            'print("loaded", len(model.state_dict()))\n')
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert 'loaded' in result.stdout

@@ -6,14 +6,23 @@ registry, so a backbone must be registered in each of them to be found by
 """
 import importlib
 
-TOOLBOX_REGISTRIES = ('mmdet.registry', 'mmseg.registry')
+TOOLBOXES = ('mmdet', 'mmseg')
+
+
+def toolbox_of(cfg) -> str:
+    """'mmdet' or 'mmseg': the toolbox a config runs in, from its ``default_scope``."""
+    scope = cfg.get('default_scope')
+    if scope not in TOOLBOXES:
+        raise ValueError(f'default_scope of the config is {scope!r}; mmfocal\'s tools run '
+                         f'configs with default_scope in {TOOLBOXES}')
+    return scope
 
 
 def _installed_model_registries():
     registries = []
-    for module_name in TOOLBOX_REGISTRIES:
+    for toolbox in TOOLBOXES:
         try:
-            registries.append(importlib.import_module(module_name).MODELS)
+            registries.append(importlib.import_module(f'{toolbox}.registry').MODELS)
         except ImportError:
             continue
     return registries

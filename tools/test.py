@@ -12,10 +12,8 @@ import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.runner import Runner
 
-from mmfocal.models.checkpoint import allow_mmengine_checkpoints
-from train import init_cpu_distributed, task_of
+from train import build_runner, load_config
 
 
 def parse_args():
@@ -52,28 +50,18 @@ def show_predictions(cfg: Config, task: str, show_dir: str) -> None:
 
 
 def build_config(args) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    task = task_of(cfg)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
-        'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg.load_from = args.checkpoint
     if args.show_dir:
-        show_predictions(cfg, task, args.show_dir)
+        show_predictions(cfg, cfg.default_scope, args.show_dir)
     return cfg
 
 
 def main():
     args = parse_args()
-    cfg = build_config(args)
-    allow_mmengine_checkpoints()
-    init_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    runner.test()
+    build_runner(build_config(args)).test()
 
 
 if __name__ == '__main__':

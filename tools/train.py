@@ -18,8 +18,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmfocal.models.checkpoint import allow_mmengine_checkpoints
-
-TASKS = ('mmdet', 'mmseg')
+from mmfocal.registry import toolbox_of
 
 
 def parse_args():
@@ -46,15 +45,6 @@ def parse_args():
     args = parser.parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     return args
-
-
-def task_of(cfg: Config) -> str:
-    """'mmdet' or 'mmseg', from the config's ``default_scope``."""
-    scope = cfg.get('default_scope')
-    if scope not in TASKS:
-        raise ValueError(f'default_scope of the config is {scope!r}; tools/train.py and '
-                         f'tools/test.py run configs with default_scope in {TASKS}')
-    return scope
 
 
 def init_cpu_distributed(cfg: Config, launcher: str) -> None:
@@ -98,14 +88,28 @@ def enable_amp(cfg: Config) -> None:
     cfg.optim_wrapper.loss_scale = 'dynamic'
 
 
-def build_config(args) -> Config:
+def load_config(args) -> Config:
+    """The config with ``--cfg-options`` merged and its launcher and work dir set (also
+    used by tools/test.py)."""
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    task_of(cfg)
+    toolbox_of(cfg)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         'work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_runner(cfg: Config) -> Runner:
+    """The runner of ``cfg``, able to read mmengine's checkpoints, on gloo without CUDA."""
+    allow_mmengine_checkpoints()
+    init_cpu_distributed(cfg, cfg.launcher)
+    return Runner.from_cfg(cfg)
+
+
+def build_config(args) -> Config:
+    cfg = load_config(args)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:
@@ -121,11 +125,7 @@ def build_config(args) -> Config:
 
 def main():
     args = parse_args()
-    cfg = build_config(args)
-    allow_mmengine_checkpoints()
-    init_cpu_distributed(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    build_runner(build_config(args)).train()
 
 
 if __name__ == '__main__':

@@ -1,22 +1,5 @@
 # FocalNet-T (LRF, 3 focal levels) ATSS 3x; the FPN uses stages 1..3 only.
-_base_ = [
-    '../_base_/models/atss_fpn.py',
-    '../_base_/datasets/coco_detection_ms_crop.py',
-    '../_base_/schedules/det_adamw_3x.py',
-    'mmdet::_base_/default_runtime.py'
-]
+_base_ = './atss_focalnet_t_3x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 pretrained = 'https://github.com/microsoft/FocalNet/releases/download/v1.0.0/focalnet_tiny_lrf.pth'  # noqa
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='FocalNet',
-        embed_dims=96,
-        depths=(2, 2, 6, 2),
-        focal_levels=3,
-        focal_windows=(11, 9, 9, 7),
-        drop_path_rate=0.3,
-        out_indices=(1, 2, 3),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[192, 384, 768], start_level=0, num_outs=5))
+model = dict(backbone=dict(focal_levels=3, init_cfg=dict(checkpoint=pretrained)))

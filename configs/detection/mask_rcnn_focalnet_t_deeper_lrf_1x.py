@@ -1,7 +1,6 @@
 # FocalNet-T (deeper) (LRF, 3 focal levels) Mask R-CNN 1x.
 _base_ = './mask_rcnn_focalnet_t_deeper_1x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 # Same ImageNet weights as the SRF model: the third level's kernel starts from
 # init and its gate from zero (paper Table 15).
 model = dict(backbone=dict(focal_levels=3))

@@ -1,6 +1,5 @@
 # FocalNet-T (LRF, 3 focal levels) Mask R-CNN 1x.
 _base_ = './mask_rcnn_focalnet_t_1x.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 pretrained = 'https://github.com/microsoft/FocalNet/releases/download/v1.0.0/focalnet_tiny_lrf.pth'  # noqa
 model = dict(backbone=dict(focal_levels=3, init_cfg=dict(checkpoint=pretrained)))

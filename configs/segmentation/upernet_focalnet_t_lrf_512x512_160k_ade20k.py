@@ -1,6 +1,5 @@
 # FocalNet-T (LRF) UperNet, ADE20K 512x512, 160k iterations.
 _base_ = './upernet_focalnet_t_512x512_160k_ade20k.py'
 
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 pretrained = 'https://github.com/microsoft/FocalNet/releases/download/v1.0.0/focalnet_tiny_lrf.pth'  # noqa
 model = dict(backbone=dict(focal_levels=3, init_cfg=dict(checkpoint=pretrained)))

@@ -24,8 +24,10 @@ from typing import List, Optional, Tuple
 import yaml
 from mmengine.config import Config
 
+from mmfocal.registry import toolbox_of
+
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from get_flops import complexity, task_of  # noqa: E402
+from get_flops import complexity  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NOTE_KEY = 'Complexity Note'
@@ -47,7 +49,7 @@ def parse_args(argv=None):
 
 
 def input_shape(cfg: Config) -> Tuple[int, int]:
-    if task_of(cfg) == 'mmdet':
+    if toolbox_of(cfg) == 'mmdet':
         return (800, 1280)
     crop = cfg.get('crop_size')
     if crop is None:

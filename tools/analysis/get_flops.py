@@ -29,6 +29,8 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
+from mmfocal.registry import toolbox_of
+
 DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048)}
 MASK_ROIS = 100  # RoIs the mask heads are counted on, 1000 for the box heads
 
@@ -96,20 +98,12 @@ def mask_head_inputs(model: torch.nn.Module) -> Dict[str, list]:
     return seen
 
 
-def task_of(cfg: Config) -> str:
-    scope = cfg.get('default_scope')
-    if scope not in DEFAULT_SHAPES:
-        raise ValueError(f'default_scope of the config is {scope!r}; get_flops counts '
-                         f'configs with default_scope in {tuple(DEFAULT_SHAPES)}')
-    return scope
-
-
 def build_model(cfg: Config) -> torch.nn.Module:
     """The config's model, initialised without pretrained weights, in eval mode
     (initialised as for training: Sparse R-CNN's proposal boxes must start valid)."""
     from mmengine.registry import MODELS
     from mmengine.model.utils import revert_sync_batchnorm
-    init_default_scope(task_of(cfg))
+    init_default_scope(toolbox_of(cfg))
     cfg.model.get('backbone', {}).pop('init_cfg', None)
     if 'pretrained' in cfg.model:
         cfg.model.pretrained = None
@@ -140,7 +134,7 @@ def data_samples_for(task: str, shape: Tuple[int, int]) -> Optional[list]:
 def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None,
                show_table: bool = False) -> Tuple[int, int]:
     """(params, multiply-adds) of ``cfg``'s model on a (1, 3, H, W) input."""
-    task = task_of(cfg)
+    task = toolbox_of(cfg)
     shape = tuple(shape or DEFAULT_SHAPES[task])
     model = build_model(cfg)
     params = parameter_count(model)['']
@@ -179,7 +173,7 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    shape = args.shape or DEFAULT_SHAPES[task_of(cfg)]
+    shape = args.shape or DEFAULT_SHAPES[toolbox_of(cfg)]
     params, flops = complexity(cfg, shape, args.show_table)
     print(f'config: {args.config}\ninput: 1x3x{shape[0]}x{shape[1]}\n'
           f'params: {params / 1e6:.2f} M\nFLOPs: {flops / 1e9:.1f} G (multiply-adds)')

@@ -34,6 +34,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmfocal.models.checkpoint import allow_mmengine_checkpoints
+from mmfocal.registry import toolbox_of
 
 TILE = 112  # pixels per position-bias tile
 CAPTION = 18  # pixels of caption above a panel tile
@@ -60,9 +61,7 @@ def parse_args(argv=None):
 def build_model(config: str, checkpoint: str, device: str):
     """The detector or segmentor of ``config`` with ``checkpoint`` loaded, in eval mode."""
     cfg = Config.fromfile(config)
-    scope = cfg.get('default_scope')
-    if scope not in ('mmdet', 'mmseg'):
-        raise ValueError(f'{config}: default_scope must be mmdet or mmseg, got {scope!r}')
+    scope = toolbox_of(cfg)
     if checkpoint != 'none' and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     checkpoint = None if checkpoint == 'none' else checkpoint

@@ -245,6 +245,18 @@ def test_matches_functional_reference(options):
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)
 
 
+def test_gradients_have_the_strides_of_their_parameters():
+    """DDP compares each gradient's strides with its parameter's and warns on a mismatch;
+    the focal convolutions read channels-last views, and loading a checkpoint (default
+    layout) must not undo the weights' matching layout."""
+    model = FocalNet(**TINY, use_conv_embed=True)
+    checkpoint = {k: v.clone(memory_format=torch.contiguous_format)
+                  for k, v in model.state_dict().items()}
+    model.load_state_dict(checkpoint)
+    sum(o.sum() for o in model(torch.randn(2, 3, 64, 48))).backward()
+    assert [n for n, p in model.named_parameters() if p.grad.stride() != p.stride()] == []
+
+
 def test_autocast_forward_and_backward():
     model = FocalNet(**TINY)
     x = torch.randn(2, 3, 48, 40)

@@ -13,7 +13,7 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
-from train import build_runner, load_config
+from train import build_runner, end_distributed, load_config
 
 
 def parse_args():
@@ -62,6 +62,7 @@ def build_config(args) -> Config:
 def main():
     args = parse_args()
     build_runner(build_config(args)).test()
+    end_distributed()
 
 
 if __name__ == '__main__':

@@ -44,6 +44,12 @@ class FocalModulation(nn.Module):
             self.focal_layers.append(nn.Sequential(
                 nn.Conv2d(dims, dims, kernel, padding=kernel // 2, groups=dims, bias=False),
                 nn.GELU()))
+        # The convolutions read channels-last views, so their weight gradients come back
+        # with channels-last strides. For 1x1 and depthwise kernels that is the same memory
+        # as the default layout, but DDP compares strides and warns ("grad strides do not
+        # match bucket view strides"); the weights take the gradients' strides.
+        for conv in (self.h, *(layer[0] for layer in self.focal_layers)):
+            conv.weight = nn.Parameter(conv.weight.detach().to(memory_format=torch.channels_last))
         self.ln = nn.LayerNorm(dims) if use_postln_in_modulation else None
 
     def modulate(self, x: torch.Tensor):

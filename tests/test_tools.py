@@ -88,13 +88,18 @@ def train(config, work_dir, options, *extra):
                 '--cfg-options', *options])
 
 
+def read_metrics(work_dir):
+    """The metrics tools/test.py wrote to WORK_DIR/TIMESTAMP/TIMESTAMP.json."""
+    (metrics, ) = glob.glob(osp.join(work_dir, '*', '*.json'))
+    with open(metrics) as f:
+        return json.load(f)
+
+
 def evaluate(config, checkpoint, work_dir, options, *extra):
     """tools/test.py; returns the metrics it wrote."""
     run([PYTHON, 'tools/test.py', config, str(checkpoint), '--work-dir', str(work_dir),
          *extra, '--cfg-options', *options])
-    (metrics, ) = glob.glob(osp.join(work_dir, '*', '*.json'))
-    with open(metrics) as f:
-        return json.load(f)
+    return read_metrics(work_dir)
 
 
 def load_mmengine_checkpoint(path):
@@ -213,9 +218,7 @@ def test_dist_train_and_test_two_processes_gloo(ade20k, tmp_path):
     run(['bash', 'tools/dist_test.sh', SEG_CONFIG, checkpoint, '2',
          '--work-dir', str(tmp_path / 'dist_test'), '--cfg-options', *options],
         env=dict(env, PORT=_free_port()))
-    (metrics, ) = glob.glob(osp.join(tmp_path, 'dist_test', '*', '*.json'))
-    with open(metrics) as f:
-        distributed = json.load(f)
+    distributed = read_metrics(tmp_path / 'dist_test')
     single = evaluate(SEG_CONFIG, checkpoint, tmp_path / 'single', options)
     keys = ('aAcc', 'mIoU', 'mAcc')
     assert 0 < single['aAcc'] < 100

@@ -93,14 +93,17 @@ def run_model(model, scope: str, image: np.ndarray):
 # ----------------------------------------------------------------------------- FocalNet
 
 
+def check_index(option: str, index: int, length: int, where: str = '') -> None:
+    """Python indexing: ``index`` in -length..length - 1."""
+    if not -length <= index < length:
+        raise ValueError(f'{option} must be in {-length}..{length - 1}{where}, got {index}')
+
+
 def pick_block(backbone, stage: int, block: int):
     stages = backbone.layers
-    if not -len(stages) <= stage < len(stages):
-        raise ValueError(f'--stage must be in {-len(stages)}..{len(stages) - 1}, got {stage}')
+    check_index('--stage', stage, len(stages))
     blocks = stages[stage].blocks
-    if not -len(blocks) <= block < len(blocks):
-        raise ValueError(f'--block must be in {-len(blocks)}..{len(blocks) - 1} for stage '
-                         f'{stage}, got {block}')
+    check_index('--block', block, len(blocks), f' for stage {stage}')
     return stage % len(stages), block % len(blocks), blocks[block]
 
 
@@ -145,12 +148,16 @@ def to_image_grid(value: torch.Tensor, padded, valid, image_hw) -> np.ndarray:
                       interpolation=cv2.INTER_LINEAR)
 
 
-def overlay(image: np.ndarray, value: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """Colour-map ``value`` (min-max normalised, jet) over the BGR image."""
+def colour(value: np.ndarray, colormap: int) -> np.ndarray:
+    """A 2-D array, min-max normalised, as a BGR image of ``colormap``."""
     span = value.max() - value.min()
     norm = (value - value.min()) / span if span > 0 else np.zeros_like(value)
-    heat = cv2.applyColorMap(np.uint8(255 * norm), cv2.COLORMAP_JET)
-    return cv2.addWeighted(heat, alpha, image, 1 - alpha, 0)
+    return cv2.applyColorMap(np.uint8(255 * norm), colormap)
+
+
+def overlay(image: np.ndarray, value: np.ndarray, alpha: float = 0.55) -> np.ndarray:
+    """Colour-map ``value`` (jet) over the BGR image."""
+    return cv2.addWeighted(colour(value, cv2.COLORMAP_JET), alpha, image, 1 - alpha, 0)
 
 
 def caption(tile: np.ndarray, text: str) -> np.ndarray:
@@ -211,11 +218,9 @@ def bias_tables(backbone) -> Dict[Tuple[int, int], Dict[str, np.ndarray]]:
 
 
 def bias_tile(table: np.ndarray) -> np.ndarray:
-    """(side, side) -> (TILE, TILE, 3) BGR, min-max normalised, viridis, nearest scaling."""
-    span = table.max() - table.min()
-    norm = (table - table.min()) / span if span > 0 else np.zeros_like(table)
-    image = cv2.applyColorMap(np.uint8(255 * norm), cv2.COLORMAP_VIRIDIS)
-    return cv2.resize(image, (TILE, TILE), interpolation=cv2.INTER_NEAREST)
+    """(side, side) -> (TILE, TILE, 3) BGR, viridis, nearest scaling."""
+    return cv2.resize(colour(table, cv2.COLORMAP_VIRIDIS), (TILE, TILE),
+                      interpolation=cv2.INTER_NEAREST)
 
 
 def pad_tile(tile: np.ndarray, width: int = 4) -> np.ndarray:
@@ -228,17 +233,13 @@ def draw_focal_transformer(backbone, out_dir: str, stages: Optional[List[int]],
     """One PNG per stage (heads x tables) and the overview (stages x heads)."""
     tables = bias_tables(backbone)
     present = sorted({stage for stage, _ in tables})
-    if stages is None:
-        stages = list(range(len(present)))
-    elif not all(-len(present) <= s < len(present) for s in stages):
-        raise ValueError(f'--stage must be in {-len(present)}..{len(present) - 1}, '
-                         f'got {stages}')
+    stages = list(range(len(present))) if stages is None else stages
+    for stage in stages:
+        check_index('--stage', stage, len(present))
     written, overview = [], []
     for stage in [present[s] for s in stages]:
         blocks = sorted(b for s, b in tables if s == stage)
-        if not -len(blocks) <= block < len(blocks):
-            raise ValueError(f'--block must be in {-len(blocks)}..{len(blocks) - 1} for '
-                             f'stage {stage}, got {block}')
+        check_index('--block', block, len(blocks), f' for stage {stage}')
         chosen = tables[(stage, blocks[block])]
         names = ['window'] + sorted(k for k in chosen if k != 'window')
         rows = []

@@ -18,6 +18,108 @@ from ...registry import register_backbone
 from .base import NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list
 
 
+def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Weight gradient of a stride-1 depthwise convolution with ``kernel // 2`` zero padding.
+
+    x, grad: (B, C, H, W), any strides (here views of channels-last memory) -> (C, 1, k, k).
+
+    dW[c, i, j] = sum over b, y, x of grad[b, c, y, x] * x_pad[b, c, y + i, x + j]. The
+    columns are cut into tiles of T; per channel and image, the gradient's tiles (rows
+    (y, tile), T columns) and the input's tiles with their k - 1 halo columns (T + k - 1)
+    make one matrix product per row offset i, whose diagonals summed give the k column
+    offsets j. The k products are batched matrix multiplications over B * C, so the weight
+    gradient runs at matrix-multiplication speed instead of that of the generic depthwise
+    convolution backward.
+    """
+    batch, dims, height, width = x.shape
+    pad = kernel // 2
+    tiles = -(-width // 16)
+    tile = -(-width // tiles)
+    halo = tile + kernel - 1
+    # input (B, H + k - 1, tiles * T + k - 1, C) -> (B * C, H + k - 1, tiles, T + k - 1)
+    padded = F.pad(x.permute(0, 2, 3, 1),
+                   (0, 0, pad, tiles * tile + kernel - 1 - width - pad, pad, pad))
+    cols = padded.unfold(2, halo, tile).permute(0, 3, 1, 2, 4).contiguous()
+    cols = cols.view(batch * dims, height + kernel - 1, tiles, halo)
+    # gradient: (B * C, T, H * tiles)
+    rows = F.pad(grad.permute(0, 2, 3, 1), (0, 0, 0, tiles * tile - width))
+    rows = rows.view(batch, height, tiles, tile, dims).permute(0, 4, 3, 1, 2)
+    rows = rows.reshape(batch * dims, tile, height * tiles)
+    prods = x.new_empty(kernel, batch * dims, tile, halo)
+    for i in range(kernel):
+        torch.bmm(rows, cols[:, i:i + height].reshape(batch * dims, -1, halo), out=prods[i])
+    prods = prods.view(kernel, batch, dims, tile, halo).sum(1)
+    # dW[c, i, j] = sum over t of prods[i, c, t, t + j]
+    diagonals = prods.as_strided((kernel, dims, tile, kernel),
+                                 (dims * tile * halo, tile * halo, halo + 1, 1))
+    return diagonals.sum(2).transpose(0, 1).unsqueeze(1)
+
+
+class FocalContext(torch.autograd.Function):
+    """ctx_all = sum_l gate_l * ctx_l + gate_{L+1} * GELU(mean(ctx_L)), with
+    ctx_l = GELU(dwconv_l(ctx_{l-1})): the focal levels of :class:`FocalModulation`.
+
+    Saves only its inputs (the context ctx_0 and the gates are views of the ``f``
+    projection, which stays alive anyway) and recomputes the levels in backward, whose
+    depthwise weight gradients come from :func:`depthwise_weight_grad` and input gradients
+    from a convolution with the flipped kernel. Computes in the context's dtype (autocast
+    has chosen it for ``f``).
+    """
+
+    @staticmethod
+    def levels(ctx0, weights):
+        """[(pre-activation, ctx_l) for l = 1..L] of ctx0 (B, C, H, W)."""
+        out, ctx = [], ctx0
+        for weight in weights:
+            pre = F.conv2d(ctx, weight.to(ctx.dtype), padding=weight.shape[-1] // 2,
+                           groups=weight.shape[0])
+            ctx = F.gelu(pre)
+            out.append((pre, ctx))
+        return out
+
+    @staticmethod
+    def forward(fn_ctx, ctx0, gates, *weights):
+        """ctx0 (B, C, H, W), gates (B, L + 1, H, W), weights L x (C, 1, k_l, k_l) ->
+        ctx_all (B, C, H, W) in ctx0's layout."""
+        with torch.autocast(ctx0.device.type, enabled=False):
+            levels = FocalContext.levels(ctx0, weights)
+            ctx_all = 0
+            for level, (_, ctx) in enumerate(levels):
+                ctx_all = ctx_all + ctx * gates[:, level:level + 1]
+            ctx_global = F.gelu(levels[-1][1].mean((2, 3), keepdim=True))
+            ctx_all = ctx_all + ctx_global * gates[:, len(weights):]
+        fn_ctx.save_for_backward(ctx0, gates, *weights)
+        return ctx_all
+
+    @staticmethod
+    def backward(fn_ctx, grad):
+        ctx0, gates, *weights = fn_ctx.saved_tensors
+        num_levels = len(weights)
+        with torch.autocast(grad.device.type, enabled=False):
+            levels = FocalContext.levels(ctx0, weights)
+            grad = grad.to(ctx0.dtype)
+            mean = levels[-1][1].mean((2, 3), keepdim=True)
+            grad_gates = [(grad * ctx).sum(1, keepdim=True) for _, ctx in levels]
+            grad_gates.append((grad * F.gelu(mean)).sum(1, keepdim=True))
+            grad_mean = torch.ops.aten.gelu_backward(
+                (grad * gates[:, num_levels:]).sum((2, 3), keepdim=True), mean)
+            grad_ctx = grad * gates[:, num_levels - 1:num_levels] + \
+                grad_mean / (ctx0.shape[2] * ctx0.shape[3])
+            grad_weights = [None] * num_levels
+            for level in reversed(range(num_levels)):
+                pre = levels[level][0]
+                weight = weights[level]
+                grad_pre = torch.ops.aten.gelu_backward(grad_ctx, pre)
+                below = levels[level - 1][1] if level else ctx0
+                grad_weights[level] = torch.empty_like(weight).copy_(
+                    depthwise_weight_grad(below, grad_pre, weight.shape[-1]))
+                grad_ctx = F.conv2d(grad_pre, weight.to(pre.dtype).flip(-2, -1),
+                                    padding=weight.shape[-1] // 2, groups=weight.shape[0])
+                if level:
+                    grad_ctx = grad_ctx + grad * gates[:, level - 1:level]
+        return (grad_ctx, torch.cat(grad_gates, 1), *grad_weights)
+
+
 class FocalModulation(nn.Module):
     """Focal modulation on a (B, H, W, C) token map; returns (B, H, W, C).
 
@@ -44,12 +146,13 @@ class FocalModulation(nn.Module):
             self.focal_layers.append(nn.Sequential(
                 nn.Conv2d(dims, dims, kernel, padding=kernel // 2, groups=dims, bias=False),
                 nn.GELU()))
-        # The convolutions read channels-last views, so their weight gradients come back
-        # with channels-last strides. For 1x1 and depthwise kernels that is the same memory
-        # as the default layout, but DDP compares strides and warns ("grad strides do not
+        # The focal convolutions read channels-last views, so their weight gradients come
+        # back with channels-last strides. For depthwise kernels that is the same memory as
+        # the default layout, but DDP compares strides and warns ("grad strides do not
         # match bucket view strides"); the weights take the gradients' strides.
-        for conv in (self.h, *(layer[0] for layer in self.focal_layers)):
-            conv.weight = nn.Parameter(conv.weight.detach().to(memory_format=torch.channels_last))
+        for layer in self.focal_layers:
+            layer[0].weight = nn.Parameter(
+                layer[0].weight.detach().to(memory_format=torch.channels_last))
         self.ln = nn.LayerNorm(dims) if use_postln_in_modulation else None
 
     def modulate(self, x: torch.Tensor):
@@ -58,17 +161,15 @@ class FocalModulation(nn.Module):
         dims = x.shape[-1]
         q, ctx, gates = self.f(x).split([dims, dims, self.focal_level + 1], dim=-1)
         # (B, C, H, W) views of channels-last memory; convolutions keep that layout.
-        ctx = ctx.contiguous().permute(0, 3, 1, 2)
         gates = gates.permute(0, 3, 1, 2)
-        ctx_all = 0
-        for level, focal_layer in enumerate(self.focal_layers):
-            ctx = focal_layer(ctx)
-            ctx_all = ctx_all + ctx * gates[:, level:level + 1]
-        ctx_global = F.gelu(ctx.mean((2, 3), keepdim=True))
-        ctx_all = ctx_all + ctx_global * gates[:, self.focal_level:]
+        ctx_all = FocalContext.apply(ctx.permute(0, 3, 1, 2), gates,
+                                     *(layer[0].weight for layer in self.focal_layers))
         if self.normalize_modulator:
             ctx_all = ctx_all / (self.focal_level + 1)
-        return q, gates, self.h(ctx_all).permute(0, 2, 3, 1)
+        # h is a 1x1 convolution: a linear layer over the channels of (B, H, W, C)
+        modulator = F.linear(ctx_all.permute(0, 2, 3, 1), self.h.weight.flatten(1),
+                             self.h.bias)
+        return q, gates, modulator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, _, modulator = self.modulate(x)

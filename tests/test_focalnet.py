@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmfocal.models.backbones.focalnet import FocalNet
+from mmfocal.models.backbones.focalnet import FocalContext, FocalNet, depthwise_weight_grad
 
 LARGE = dict(use_conv_embed=True, use_postln=True, use_layerscale=True)
 VARIANTS = {
@@ -243,6 +243,61 @@ def test_matches_functional_reference(options):
                                             'normalize_modulator')})
     for o, r in zip(outs, ref):
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('options', [
+    dict(),
+    dict(use_conv_embed=True, use_postln=True, use_layerscale=True, layerscale_value=0.5,
+         use_postln_in_modulation=True, normalize_modulator=True),
+])
+def test_gradients_match_functional_reference(options):
+    """Every parameter's and the input's gradient in float64 equal those of the plain-ops
+    reference through autograd (the focal levels have a hand-written backward)."""
+    torch.manual_seed(0)
+    model = FocalNet(**{**TINY, 'focal_levels': 3}, drop_path_rate=0., **options).double()
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    x = torch.randn(2, 3, 45, 37, dtype=torch.float64, requires_grad=True)
+    weights = [torch.randn(2, 16 * 2**i, 1, 1, dtype=torch.float64) for i in range(4)]
+    params = dict(model.named_parameters())
+    loss = sum((o * w).sum() for o, w in zip(model(x), weights))
+    grads = torch.autograd.grad(loss, [x, *params.values()])
+    state = {k: v.detach().requires_grad_() for k, v in model.state_dict().items()}
+    ref = reference_forward(state, x, 3, **{k: v for k, v in options.items() if k in (
+        'use_conv_embed', 'use_postln', 'normalize_modulator')})
+    ref_loss = sum((o * w).sum() for o, w in zip(ref, weights))
+    ref_grads = torch.autograd.grad(ref_loss, [x, *(state[k] for k in params)])
+    for name, g, r in zip(['input', *params], grads, ref_grads):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-9, msg=name)
+
+
+@pytest.mark.parametrize('kernel', [1, 3, 9, 11])
+@pytest.mark.parametrize('width', [1, 5, 16, 17, 40])
+def test_depthwise_weight_grad_equals_autograd(kernel, width):
+    x = torch.randn(2, 6, width, 4, dtype=torch.float64).permute(0, 3, 1, 2)
+    weight = torch.randn(4, 1, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    y = F.conv2d(x, weight, padding=kernel // 2, groups=4)
+    grad = torch.randn_like(y)
+    expected, = torch.autograd.grad(y, weight, grad)
+    torch.testing.assert_close(depthwise_weight_grad(x, grad, kernel), expected,
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_focal_context_gradcheck():
+    """The hand-written backward of the focal levels, on channels-last views of one
+    projection as the model calls it."""
+    torch.manual_seed(0)
+    dims = 3
+    projection = torch.randn(2, 6, 7, 2 * dims + 3, dtype=torch.float64, requires_grad=True)
+    weights = [torch.randn(dims, 1, k, k, dtype=torch.float64, requires_grad=True)
+               for k in (3, 5)]
+
+    def focal_context(projection, *weights):
+        ctx = projection[..., dims:2 * dims].permute(0, 3, 1, 2)
+        gates = projection[..., 2 * dims:].permute(0, 3, 1, 2)
+        return FocalContext.apply(ctx, gates, *weights)
+
+    assert torch.autograd.gradcheck(focal_context, (projection, *weights))
 
 
 def test_gradients_have_the_strides_of_their_parameters():

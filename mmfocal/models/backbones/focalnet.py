@@ -55,6 +55,29 @@ def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> t
     return diagonals.sum(2).transpose(0, 1).unsqueeze(1)
 
 
+def focal_levels(ctx0: torch.Tensor, weights) -> list:
+    """[(pre-activation, ctx_l) for l = 1..L]: ctx_l = GELU(dwconv_l(ctx_{l-1})), from
+    ctx0 (B, C, H, W) and the L depthwise kernels (C, 1, k_l, k_l)."""
+    out, ctx = [], ctx0
+    for weight in weights:
+        pre = F.conv2d(ctx, weight.to(ctx.dtype), padding=weight.shape[-1] // 2,
+                       groups=weight.shape[0])
+        ctx = F.gelu(pre)
+        out.append((pre, ctx))
+    return out
+
+
+def aggregate_context(ctx0: torch.Tensor, gates: torch.Tensor, weights) -> torch.Tensor:
+    """ctx0 (B, C, H, W), gates (B, L + 1, H, W), L depthwise kernels -> ctx_all
+    (B, C, H, W) in ctx0's layout: the gated sum of the focal levels and the global context."""
+    levels = focal_levels(ctx0, weights)
+    ctx_all = 0
+    for level, (_, ctx) in enumerate(levels):
+        ctx_all = ctx_all + ctx * gates[:, level:level + 1]
+    ctx_global = F.gelu(levels[-1][1].mean((2, 3), keepdim=True))
+    return ctx_all + ctx_global * gates[:, len(weights):]
+
+
 class FocalContext(torch.autograd.Function):
     """ctx_all = sum_l gate_l * ctx_l + gate_{L+1} * GELU(mean(ctx_L)), with
     ctx_l = GELU(dwconv_l(ctx_{l-1})): the focal levels of :class:`FocalModulation`.
@@ -67,27 +90,9 @@ class FocalContext(torch.autograd.Function):
     """
 
     @staticmethod
-    def levels(ctx0, weights):
-        """[(pre-activation, ctx_l) for l = 1..L] of ctx0 (B, C, H, W)."""
-        out, ctx = [], ctx0
-        for weight in weights:
-            pre = F.conv2d(ctx, weight.to(ctx.dtype), padding=weight.shape[-1] // 2,
-                           groups=weight.shape[0])
-            ctx = F.gelu(pre)
-            out.append((pre, ctx))
-        return out
-
-    @staticmethod
     def forward(fn_ctx, ctx0, gates, *weights):
-        """ctx0 (B, C, H, W), gates (B, L + 1, H, W), weights L x (C, 1, k_l, k_l) ->
-        ctx_all (B, C, H, W) in ctx0's layout."""
         with torch.autocast(ctx0.device.type, enabled=False):
-            levels = FocalContext.levels(ctx0, weights)
-            ctx_all = 0
-            for level, (_, ctx) in enumerate(levels):
-                ctx_all = ctx_all + ctx * gates[:, level:level + 1]
-            ctx_global = F.gelu(levels[-1][1].mean((2, 3), keepdim=True))
-            ctx_all = ctx_all + ctx_global * gates[:, len(weights):]
+            ctx_all = aggregate_context(ctx0, gates, weights)
         fn_ctx.save_for_backward(ctx0, gates, *weights)
         return ctx_all
 
@@ -96,7 +101,7 @@ class FocalContext(torch.autograd.Function):
         ctx0, gates, *weights = fn_ctx.saved_tensors
         num_levels = len(weights)
         with torch.autocast(grad.device.type, enabled=False):
-            levels = FocalContext.levels(ctx0, weights)
+            levels = focal_levels(ctx0, weights)
             grad = grad.to(ctx0.dtype)
             mean = levels[-1][1].mean((2, 3), keepdim=True)
             grad_gates = [(grad * ctx).sum(1, keepdim=True) for _, ctx in levels]
@@ -162,8 +167,11 @@ class FocalModulation(nn.Module):
         q, ctx, gates = self.f(x).split([dims, dims, self.focal_level + 1], dim=-1)
         # (B, C, H, W) views of channels-last memory; convolutions keep that layout.
         gates = gates.permute(0, 3, 1, 2)
-        ctx_all = FocalContext.apply(ctx.permute(0, 3, 1, 2), gates,
-                                     *(layer[0].weight for layer in self.focal_layers))
+        ctx, weights = ctx.permute(0, 3, 1, 2), [layer[0].weight for layer in self.focal_layers]
+        if torch.is_grad_enabled():
+            ctx_all = FocalContext.apply(ctx, gates, *weights)
+        else:  # the same forward; plain ops trace more simply (torch.compile, export)
+            ctx_all = aggregate_context(ctx, gates, weights)
         if self.normalize_modulator:
             ctx_all = ctx_all / (self.focal_level + 1)
         # h is a 1x1 convolution: a linear layer over the channels of (B, H, W, C)

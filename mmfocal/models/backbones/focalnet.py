@@ -55,13 +55,30 @@ def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> t
     return diagonals.sum(2).transpose(0, 1).unsqueeze(1)
 
 
+def conv_format(x: torch.Tensor) -> torch.memory_format:
+    """Memory format of the focal convolutions on x's device: channels-last on the CPU
+    (oneDNN's fast depthwise path, and the tokens' own layout), contiguous (B, C, H, W)
+    elsewhere (CUDA's depthwise kernels on channels-last run several times slower)."""
+    return torch.channels_last if x.device.type == 'cpu' else torch.contiguous_format
+
+
+def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """Stride-1 depthwise convolution with ``k // 2`` zero padding of x (B, C, H, W) by
+    weight (C, 1, k, k) (``flip``: rotated by 180 degrees, the input gradient's kernel),
+    in :func:`conv_format`; computes in x's dtype."""
+    fmt = conv_format(x)
+    weight = weight.flip(-2, -1) if flip else weight
+    return F.conv2d(x.contiguous(memory_format=fmt),
+                    weight.to(x.dtype).clone(memory_format=fmt),
+                    padding=weight.shape[-1] // 2, groups=weight.shape[0])
+
+
 def focal_levels(ctx0: torch.Tensor, weights) -> list:
     """[(pre-activation, ctx_l) for l = 1..L]: ctx_l = GELU(dwconv_l(ctx_{l-1})), from
     ctx0 (B, C, H, W) and the L depthwise kernels (C, 1, k_l, k_l)."""
     out, ctx = [], ctx0
     for weight in weights:
-        pre = F.conv2d(ctx, weight.to(ctx.dtype), padding=weight.shape[-1] // 2,
-                       groups=weight.shape[0])
+        pre = depthwise_conv(ctx, weight)
         ctx = F.gelu(pre)
         out.append((pre, ctx))
     return out
@@ -69,7 +86,8 @@ def focal_levels(ctx0: torch.Tensor, weights) -> list:
 
 def aggregate_context(ctx0: torch.Tensor, gates: torch.Tensor, weights) -> torch.Tensor:
     """ctx0 (B, C, H, W), gates (B, L + 1, H, W), L depthwise kernels -> ctx_all
-    (B, C, H, W) in ctx0's layout: the gated sum of the focal levels and the global context."""
+    (B, C, H, W) in :func:`conv_format`: the gated sum of the focal levels and the global
+    context."""
     levels = focal_levels(ctx0, weights)
     ctx_all = 0
     for level, (_, ctx) in enumerate(levels):
@@ -118,8 +136,7 @@ class FocalContext(torch.autograd.Function):
                 below = levels[level - 1][1] if level else ctx0
                 grad_weights[level] = torch.empty_like(weight).copy_(
                     depthwise_weight_grad(below, grad_pre, weight.shape[-1]))
-                grad_ctx = F.conv2d(grad_pre, weight.to(pre.dtype).flip(-2, -1),
-                                    padding=weight.shape[-1] // 2, groups=weight.shape[0])
+                grad_ctx = depthwise_conv(grad_pre, weight, flip=True)
                 if level:
                     grad_ctx = grad_ctx + grad * gates[:, level - 1:level]
         return (grad_ctx, torch.cat(grad_gates, 1), *grad_weights)

@@ -364,8 +364,9 @@ def test_cuda_forward_and_gradients_equal_cpu():
         model.to(device).zero_grad()
         outs = model(x.to(device))
         sum(o.square().mean() for o in outs).backward()
-        results.append(([o.cpu() for o in outs],
-                         [p.grad.cpu() for p in model.parameters()]))
+        # copies: moving the model moves the tensors behind its gradients
+        results.append(([o.detach().to('cpu', copy=True) for o in outs],
+                        [p.grad.to('cpu', copy=True) for p in model.parameters()]))
     (cpu_outs, cpu_grads), (cuda_outs, cuda_grads) = results
     for got, ref in zip(cuda_outs + cuda_grads, cpu_outs + cpu_grads):
         torch.testing.assert_close(got, ref, rtol=1e-7, atol=1e-10)

@@ -237,3 +237,25 @@ def test_class_rows(small):
                        src['label_enc.weight'][:366])
     with pytest.raises(CheckpointError, match="class_rows must be one of"):
         convert_dino(src, class_rows='o365')
+
+
+@pytest.mark.slow
+def test_full_size_checkpoint_converts_into_the_config(tmp_path):
+    """FocalNet-L fl4 at full depth (the released model's 869 keys, 504 of the backbone):
+    the command line checks it against the config itself, and the detector predicts."""
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.init_cfg = None
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    src = dino_codebase_state(model.backbone.state_dict())
+    assert len(src) == 869 and sum(k.startswith('backbone.0.') for k in src) == 504
+    path, dst = tmp_path / 'src.pth', tmp_path / 'dst.pth'
+    torch.save({'model': src}, path)
+    del src
+    assert convert_focalnet_dino.main([str(path), str(dst), '--config', CONFIG]) == 0
+    model.load_state_dict(torch.load(dst, weights_only=True)['state_dict'], strict=True)
+    model.eval()
+    with torch.no_grad():
+        results = model(torch.rand(1, 3, 128, 128), data_samples_for('mmdet', (128, 128)),
+                        mode='predict')
+    assert results[0].pred_instances.bboxes.shape == (300, 4)

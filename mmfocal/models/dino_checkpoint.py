@@ -111,8 +111,11 @@ def _neck_names(state: StateDict) -> Dict[str, str]:
             f'neck.extra_convs.{lvl - len(inputs)}' for lvl in levels}
 
 
-def rename(key: str, fields: Dict[str, str]) -> Tuple[bool, Optional[str]]:
-    """(matched, mmdet key or None for a dropped duplicate) for one DINO-codebase key."""
+def rename(key: str, fields: dict) -> Tuple[bool, Optional[str]]:
+    """(matched, mmdet key or None for a dropped duplicate) for one DINO-codebase key.
+
+    ``fields``: ``enc`` (the encoder heads' branch index) and ``neck`` (input projection
+    index -> neck module, :func:`_neck_names`)."""
     for pattern, template in _COMPILED:
         m = pattern.match(key)
         if m:
@@ -121,6 +124,8 @@ def rename(key: str, fields: Dict[str, str]) -> Tuple[bool, Optional[str]]:
             groups = {k: v for k, v in m.groupdict().items() if v is not None}
             extra = dict(fields, reg=_reg(m) if 'i' in groups else '')
             if 'l' in groups:
+                if groups['l'] not in fields['neck']:  # a GN without its conv
+                    return False, None
                 extra['neck'] = fields['neck'][groups['l']]
             return True, template.format(**groups, **extra)
     return False, None

@@ -6,6 +6,7 @@ The source checkpoints are written here with the DINO codebase's key names and s
 ``transformer.decoder``, ``label_enc`` with 92 rows) and random values; each converted
 tensor is traced back to its source through a map written here in the other direction.
 """
+import argparse
 import re
 import sys
 import textwrap
@@ -177,7 +178,12 @@ def test_every_key_lands_where_the_table_says(small):
 def test_converted_detector_predicts(small, tmp_path):
     config, model, src = small
     path = tmp_path / 'dino_codebase.pth'
-    torch.save({'model': src, 'optimizer': {}, 'epoch': 11}, path)
+    # as the DINO codebase's main.py saves it: the command line and the training state
+    args = argparse.Namespace(backbone='focalnet_L_384_22k_fl4', lr_drop_list=[33, 45],
+                              focal_levels=4, coco_path=None, use_ema=False)
+    torch.save({'model': src, 'optimizer': {'state': {}, 'param_groups': [{'lr': 1e-4}]},
+                'lr_scheduler': {'step_size': 11, 'last_epoch': 11}, 'epoch': 11,
+                'args': args}, path)
     state = convert_dino_file(str(path), target=model.state_dict())
     model.load_state_dict(state, strict=True)
     model.eval()

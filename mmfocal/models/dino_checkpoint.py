@@ -14,6 +14,7 @@ denoising label embedding one more), mmdet by contiguous label (80 rows). With
 order; with ``class_rows='all'`` (e.g. the Objects365 checkpoint) the rows are kept and
 the label embedding loses its last row, which training never indexes.
 """
+import argparse
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -83,6 +84,14 @@ KEY_MAP: List[Tuple[str, Optional[str]]] = [
 ]
 _COMPILED = [(re.compile(p + '$'), t) for p, t in KEY_MAP]
 CLASS_KEYS = re.compile(r'^bbox_head\.cls_branches\.\d+\.|^dn_query_generator\.')
+
+
+def read_dino_checkpoint(path: str) -> dict:
+    """``torch.load(weights_only=True)`` of a DINO-codebase checkpoint. Its training
+    checkpoints also hold the command line (``'args'``, an ``argparse.Namespace`` of plain
+    values) beside the optimizer state: that one class is allowed besides mmfocal's."""
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return read_checkpoint(path)
 
 
 def model_state(checkpoint) -> StateDict:
@@ -197,7 +206,7 @@ def convert_dino_file(src: str, class_rows: str = 'coco',
                       model_name: str = 'the model') -> StateDict:
     """Read ``src`` and convert it; with ``target`` (a model's state dict) every key and
     shape must match, or :class:`CheckpointError` lists the differences."""
-    state = convert_dino(model_state(read_checkpoint(src)), class_rows)
+    state = convert_dino(model_state(read_dino_checkpoint(src)), class_rows)
     if target is not None:
         problems = compare_with_model(state, target)
         if problems:

@@ -19,6 +19,7 @@ softmax are not counted, in the papers' counters either.
 """
 import argparse
 import logging
+from inspect import signature
 from math import prod
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -61,6 +62,10 @@ class TensorForward(torch.nn.Module):
 
     def forward(self, inputs: torch.Tensor):
         model = self.model
+        head = getattr(model, 'decode_head', None)
+        if head is not None and 'batch_data_samples' in signature(head.forward).parameters:
+            # mmseg's Mask2Former head reads the input size from the data samples
+            return head(model.extract_feat(inputs), seg_data_samples(inputs.shape[-2:]))
         if not getattr(model, 'with_roi_head', False):
             return model(inputs, self.data_samples, mode='tensor')
         x = model.extract_feat(inputs)
@@ -71,6 +76,13 @@ class TensorForward(torch.nn.Module):
         rpn_outs = model.rpn_head(x)
         proposals = [InstanceData(bboxes=fixed_boxes(self.num_proposals, inputs.shape[-2:]))]
         return rpn_outs, model.roi_head.forward(x, proposals, self.data_samples)
+
+
+def seg_data_samples(shape: Tuple[int, int]) -> list:
+    from mmseg.structures import SegDataSample
+    shape = tuple(shape)
+    return [SegDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, pad_shape=shape,
+                                        batch_input_shape=shape))]
 
 
 def fixed_boxes(count: int, shape: Tuple[int, int]) -> torch.Tensor:

@@ -150,6 +150,10 @@ class FocalModulation(nn.Module):
     weighted by its gate, plus the global context (mean of the deepest level) weighted by
     the last gate. The aggregated context is mixed by ``h`` into the modulator, and
     ``out = proj(q * modulator)``.
+
+    ``focal_layers.{k}`` (depthwise conv, GELU) defines level k and its checkpoint keys;
+    the levels are computed by :func:`aggregate_context`, with gradients through
+    :class:`FocalContext`.
     """
 
     def __init__(self, dims: int, focal_level: int, focal_window: int, proj_drop: float = 0.,
@@ -168,13 +172,6 @@ class FocalModulation(nn.Module):
             self.focal_layers.append(nn.Sequential(
                 nn.Conv2d(dims, dims, kernel, padding=kernel // 2, groups=dims, bias=False),
                 nn.GELU()))
-        # The focal convolutions read channels-last views, so their weight gradients come
-        # back with channels-last strides. For depthwise kernels that is the same memory as
-        # the default layout, but DDP compares strides and warns ("grad strides do not
-        # match bucket view strides"); the weights take the gradients' strides.
-        for layer in self.focal_layers:
-            layer[0].weight = nn.Parameter(
-                layer[0].weight.detach().to(memory_format=torch.channels_last))
         self.ln = nn.LayerNorm(dims) if use_postln_in_modulation else None
 
     def modulate(self, x: torch.Tensor):

@@ -218,7 +218,8 @@ def detect_layout(state_dict: StateDict) -> str:
     ``FocalNetBackbone``) or 'authors' (also mmdet 2's and mmfocal's own layout)."""
     if any(k.startswith('stem.proj.') for k in state_dict):
         return 'timm'
-    if any('embeddings.patch_embeddings.' in k for k in state_dict):
+    if any(re.match(r'^(focalnet\.)?(embeddings\.patch_embeddings|encoder\.stages)\.', k)
+           for k in state_dict):
         return 'huggingface'
     return 'authors'
 

@@ -48,8 +48,8 @@ train_pipeline = [
     dict(type='Resize', scale=(64, 64), keep_ratio=False),  # no random resize/crop/flip
     dict(type='PackSegInputs')]
 model = dict(data_preprocessor=dict(size=(64, 64)))
-train_dataloader = dict(
-    batch_size=1, num_workers=0, persistent_workers=False,
+train_dataloader = dict(  # 2 images: the pyramid pooling's BN needs more than one value
+    batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(data_root='{data}', pipeline=train_pipeline))
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None

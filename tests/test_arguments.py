@@ -79,6 +79,8 @@ def test_bad_focalnet_argument(name, value, error, match):
     ('qk_scale', -1., ValueError, 'qk_scale must be a positive finite number, got -1.0'),
     ('attn_drop_rate', 1, ValueError, r'attn_drop_rate must be a number in \[0, 1\)'),
     ('pretrain_img_size', (224, ), ValueError, 'pretrain_img_size'),
+    ('pretrain_img_size', True, ValueError, r'pretrain_img_size .* got True'),
+    ('pretrain_img_size', '224', ValueError, 'pretrain_img_size'),
     ('qkv_bias', 'true', TypeError, 'qkv_bias must be True or False'),
     ('wrap_neighbors', 1, TypeError, 'wrap_neighbors must be True or False'),
 ])

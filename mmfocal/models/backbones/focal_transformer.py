@@ -28,7 +28,8 @@ from mmengine.model.weight_init import trunc_normal_
 
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
-                   check_bool, check_layer_norm, check_positive_int, check_positive_number)
+                   check_bool, check_layer_norm, check_positive_int, check_positive_number,
+                   is_int)
 
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
@@ -289,9 +290,9 @@ class FocalTransformerBlock(nn.Module):
 def _check_args(pretrain_img_size, patch_size, in_channels, embed_dims, num_heads,
                 window_size, expand_sizes, focal_windows, pool_method, mlp_ratio, qk_scale,
                 attn_drop_rate, layerscale_value, norm_cfg, **flags) -> None:
-    sizes = (pretrain_img_size, ) * 2 if isinstance(pretrain_img_size, int) \
+    sizes = (pretrain_img_size, ) * 2 if not isinstance(pretrain_img_size, (list, tuple)) \
         else tuple(pretrain_img_size)
-    if len(sizes) != 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
+    if len(sizes) != 2 or not all(is_int(s) and s > 0 for s in sizes):
         raise ValueError('pretrain_img_size must be a positive int or (height, width), '
                          f'got {pretrain_img_size!r}')
     check_positive_int(patch_size=patch_size, in_channels=in_channels,

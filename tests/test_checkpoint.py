@@ -1,5 +1,6 @@
 """Loading the authors' FocalNet checkpoints into any focal size, and key layouts."""
 import pickle
+import re
 
 import pytest
 import torch
@@ -305,3 +306,169 @@ def test_reads_a_checkpoint_written_by_mmengine(tmp_path):
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert 'loaded' in result.stdout
+
+
+# ------------------------------------------------- every layout loads the same function
+
+LAYOUT_OPTIONS = dict(use_layerscale=True, use_postln_in_modulation=True)
+
+
+def dense_weights():
+    """Backbone weights in the authors' layout with trained-looking output norms norm{i}."""
+    sd = imagenet_state_dict(**LAYOUT_OPTIONS)
+    for i in range(4):
+        sd[f'norm{i}.weight'] = 1 + 0.1 * torch.randn(16 * 2**i)
+        sd[f'norm{i}.bias'] = 0.1 * torch.randn(16 * 2**i)
+    return sd
+
+
+def classification(sd):
+    return {k: v for k, v in sd.items() if not re.match(r'norm\d', k)}
+
+
+def without_classifier(sd):
+    return {k: v for k, v in sd.items() if not k.startswith('classifier.')}
+
+
+LAYOUTS = {
+    'authors_imagenet': lambda sd: {'model': classification(sd)},
+    'authors_mmdet2_detector': lambda sd: {
+        'meta': {'epoch': 12}, 'state_dict': {
+            **{f'backbone.{k}': v for k, v in sd.items()
+               if not k.startswith(('head', 'norm.'))},
+            'neck.fpn_convs.0.conv.weight': torch.zeros(2),
+            'rpn_head.rpn_cls.bias': torch.zeros(3)}},
+    'timm': lambda sd: to_timm(classification(sd)),
+    'hf_FocalNetModel': lambda sd: without_classifier(
+        {k.replace('focalnet.', '', 1): v for k, v in to_huggingface(classification(sd)).items()}),
+    'hf_FocalNetForImageClassification': lambda sd: to_huggingface(classification(sd)),
+    'hf_FocalNetBackbone': lambda sd: without_classifier(to_huggingface(classification(sd))),
+    'mmfocal': lambda sd: {'state_dict': {k: v for k, v in sd.items()
+                                          if not k.startswith(('head', 'norm.'))}},
+}
+
+
+@pytest.mark.parametrize('layout', list(LAYOUTS))
+def test_every_layout_loads_the_same_function(tmp_path, layout):
+    """Each layout, built from the same weights, loads into exactly the model built directly
+    from those weights (output norms norm{i}: the checkpoint's where the layout has them)."""
+    weights = dense_weights()
+    checkpoint = LAYOUTS[layout](weights)
+    model = build_loaded(save(tmp_path, checkpoint), focal_windows=3, **LAYOUT_OPTIONS)
+    direct = FocalNet(**SMALL, focal_windows=3, **LAYOUT_OPTIONS)
+    has_norms = layout in ('authors_mmdet2_detector', 'mmfocal')
+    direct_sd = {k: v for k, v in weights.items() if not k.startswith(('head', 'norm.'))}
+    if not has_norms:
+        direct_sd.update({k: v for k, v in direct.state_dict().items() if k.startswith('norm')})
+    direct.load_state_dict(direct_sd, strict=True)
+    x = torch.randn(2, 3, 40, 56)
+    with torch.no_grad():
+        for a, b in zip(model.eval()(x), direct.eval()(x)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert torch.equal(model.norm0.weight, weights['norm0.weight']) == has_norms
+
+
+def test_hugging_face_model_keys_are_not_taken_for_an_encoder_wrapper():
+    sd = {'encoder.stages.0.layers.1.norm1.weight': torch.ones(2),
+          'encoder.stages.2.downsample.projection.bias': torch.ones(2),
+          'module.encoder.patch_embed.proj.bias': torch.ones(2)}
+    assert list(unwrap(sd)) == ['encoder.stages.0.layers.1.norm1.weight',
+                                'encoder.stages.2.downsample.projection.bias',
+                                'patch_embed.proj.bias']
+    assert sorted(to_authors_layout(unwrap(sd))) == [
+        'layers.0.blocks.1.norm1.weight', 'layers.2.downsample.proj.bias',
+        'patch_embed.proj.bias']
+
+
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
+def test_half_precision_and_safetensors_load_into_float32(tmp_path, dtype, suffix):
+    from safetensors.torch import save_file
+    sd = {k: v.to(dtype) for k, v in imagenet_state_dict().items()}
+    path = str(tmp_path / f'weights{suffix}')
+    if suffix == '.safetensors':
+        save_file(to_huggingface(sd), path)  # what the hub serves
+    else:
+        torch.save({'model': sd}, path)
+    model = build_loaded(path, focal_windows=5)
+    loaded = model.state_dict()
+    assert all(v.dtype == torch.float32 for v in loaded.values())
+    key = 'layers.2.blocks.0.mlp.fc1.weight'
+    torch.testing.assert_close(loaded[key], sd[key].float(), rtol=0, atol=0)
+    torch.testing.assert_close(loaded[KERNEL.format(1, 0)][..., 1:-1, 1:-1],
+                               sd[KERNEL.format(1, 0)].float(), rtol=0, atol=0)
+
+
+def test_damaged_safetensors_file_is_a_checkpoint_error(tmp_path):
+    path = tmp_path / 'cut.safetensors'
+    path.write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a":')
+    with pytest.raises(CheckpointError, match='not a readable safetensors file'):
+        build_loaded(str(path))
+
+
+def test_checkpoint_matching_no_tensor_is_an_error_showing_keys(tmp_path):
+    sd = {f'trunk.block{i}.weight': torch.zeros(3) for i in range(8)}
+    with pytest.raises(CheckpointError, match=r'matches no tensor of the model.*'
+                                              r'trunk\.block0\.weight.*patch_embed\.proj'):
+        build_loaded(save(tmp_path, {'model': sd}))
+
+
+def test_weights_left_at_init_are_an_error_or_with_strict_false_a_warning(tmp_path, capsys):
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_instance('mmfocal-test-strict', log_level='INFO')
+    sd = imagenet_state_dict()
+    del sd['layers.1.blocks.1.mlp.fc2.weight'], sd['patch_embed.norm.bias']
+    path = save(tmp_path, sd)
+    with pytest.raises(CheckpointError, match=r'2 tensors of the model would keep their init'
+                                              r'.*patch_embed\.norm\.bias.*strict=False'):
+        build_loaded(path, focal_windows=3)
+    model = FocalNet(**SMALL, focal_windows=3)
+    before = model.state_dict()['patch_embed.norm.bias'].clone()
+    report = load_pretrained(model, path, strict=False, logger=logger)
+    out = capsys.readouterr().out
+    assert 'WARNING' in out and 'would keep their initialisation' in out
+    total = len(model.state_dict())
+    assert f'loaded {total - 8 - 2} of {total} tensors of the model' in out  # 8: norm0..3
+    assert 'patch_embed.norm.bias' in report.missing
+    torch.testing.assert_close(model.state_dict()['patch_embed.norm.bias'], before)
+
+
+def test_expected_gaps_are_listed_not_errors(tmp_path, capsys):
+    """Output norms and the kernels of added focal levels keep their initialisation."""
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_instance('mmfocal-test-gaps', log_level='INFO')
+    sd = imagenet_state_dict(levels=2)
+    model = FocalNet(**SMALL, focal_levels=3, focal_windows=9)
+    report = load_pretrained(model, save(tmp_path, sd), logger=logger)
+    gaps = sorted(report.missing)
+    assert gaps == sorted([f'norm{i}.{p}' for i in range(4) for p in ('weight', 'bias')] +
+                          [KERNEL.format(i, 2).replace('blocks.0', f'blocks.{j}')
+                           for i, depth in enumerate(SMALL['depths']) for j in range(depth)])
+    total = len(model.state_dict())
+    assert f'loaded {total - len(gaps)} of {total} tensors' in capsys.readouterr().out
+
+
+def test_missing_kernel_of_an_existing_level_is_an_error(tmp_path):
+    sd = imagenet_state_dict(levels=2)
+    del sd[KERNEL.format(3, 1)]
+    with pytest.raises(CheckpointError, match=re.escape(KERNEL.format(3, 1))):
+        build_loaded(save(tmp_path, sd), focal_windows=3)
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), -float('inf')])
+def test_non_finite_checkpoint_is_refused_naming_the_tensor(tmp_path, bad):
+    sd = imagenet_state_dict()
+    sd['layers.1.blocks.1.modulation.h.bias'][3] = bad
+    with pytest.raises(CheckpointError, match=r'layers\.1\.blocks\.1\.modulation\.h\.bias '
+                                              r'holds 1 non-finite'):
+        build_loaded(save(tmp_path, {'model': sd}), focal_windows=3)
+
+
+@pytest.mark.parametrize('init_cfg, match', [
+    (dict(type='Pretrained', checkpoint='x.pth', strickt=False), r"unknown keys \['strickt'\]"),
+    (dict(type='Pretrained', checkpoint='x.pth', strict='no'), 'strict must be True or False'),
+    (dict(type='Pretrained', checkpoint=3), 'needs a checkpoint path'),
+])
+def test_bad_pretrained_init_cfg(init_cfg, match):
+    with pytest.raises(ValueError, match=match):
+        FocalNet(**SMALL, init_cfg=init_cfg)

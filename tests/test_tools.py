@@ -313,6 +313,22 @@ def test_convert_imagenet_checkpoint(tmp_path):
     assert sum('classification only' in line for line in report.dropped) == 4
 
 
+def test_convert_hugging_face_model_safetensors(tmp_path):
+    """A bare transformers FocalNetModel state dict, as the hub serves it, converts to
+    the authors' layout tensor for tensor."""
+    import convert_focalnet
+    from safetensors.torch import save_file
+    from test_checkpoint import to_huggingface
+    state = {k: v for k, v in _small_focalnet().state_dict().items() if not k.startswith('norm')}
+    hf = {k[len('focalnet.'):]: v for k, v in to_huggingface(state).items()}
+    assert any(k.startswith('encoder.stages.') for k in hf)
+    save_file(hf, str(tmp_path / 'model.safetensors'))
+    convert_focalnet.convert(str(tmp_path / 'model.safetensors'), str(tmp_path / 'out.pth'))
+    out = torch.load(tmp_path / 'out.pth', weights_only=True)['state_dict']
+    assert out.keys() == state.keys()
+    assert all(torch.equal(out[k], state[k]) for k in state)
+
+
 def test_convert_checks_against_config(tmp_path):
     """With --config a detector checkpoint that does not fit the model is refused with
     the list of differences."""

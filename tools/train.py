@@ -18,6 +18,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from mmfocal.engine import use_resumable_checkpoints
 from mmfocal.models.checkpoint import allow_mmengine_checkpoints
 from mmfocal.registry import toolbox_of
 
@@ -129,6 +130,7 @@ def end_distributed() -> None:
 
 def build_config(args) -> Config:
     cfg = load_config(args)
+    use_resumable_checkpoints(cfg)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:

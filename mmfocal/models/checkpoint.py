@@ -12,11 +12,15 @@ authors' key layout, and adapts what the papers adapt for high resolution:
 - Focal Transformer position-bias tables are up-sampled bilinearly (``align_corners=False``)
   to the model's window sizes.
 
-Everything else must match exactly; what cannot be adapted raises :class:`CheckpointError`.
-Every adapted, dropped, missing and unexpected key is reported.
+Everything else must match exactly; what cannot be adapted raises :class:`CheckpointError`,
+and so do a checkpoint holding a non-finite value, one that matches no tensor of the model
+and one that leaves a weight of the stem or of the stages at its initialisation (beyond the
+expected gaps of :func:`expected_gap`). Every adapted, dropped, missing and unexpected key is
+reported, with the number of the model's tensors loaded.
 """
 import codecs
 import collections
+import logging
 import math
 import pickle
 import re
@@ -31,6 +35,14 @@ StateDict = Dict[str, torch.Tensor]
 
 WRAPPER_KEYS = ('state_dict', 'model', 'teacher')
 KEY_PREFIXES = ('module.', 'backbone.', 'visual.', 'encoder.')
+# First names of the keys of every known layout: wrapper prefixes are stripped up to them,
+# so that Hugging Face's ``encoder.stages`` is not mistaken for an ``encoder.`` wrapper.
+LAYOUT_ROOTS = re.compile(r'^(patch_embed|layers|norm\d*|head|stem|embeddings|encoder\.stages'
+                          r'|layernorm|classifier|focalnet)\.')
+# Model tensors a released checkpoint may lack: the dense output norms, the neighbour
+# tables of Focal Transformer stages too small for them at 224 (kernels of added focal
+# levels are checked against the checkpoint in :func:`expected_gap`).
+EXPECTED_GAPS = re.compile(r'^norm\d+\.|\.relative_position_bias_table_to_neighbors$')
 CLASSIFIER_KEYS = re.compile(r'^(norm|head)\.')
 # Buffers of the released Focal Transformer that depend on the input size: recomputed.
 SIZE_DEPENDENT_BUFFERS = re.compile(
@@ -43,7 +55,7 @@ BIAS_TABLE_TO_WINDOWS = re.compile(
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or adapted to the model."""
+    """A checkpoint that cannot be read, adapted to the model or fully loaded into it."""
 
 
 @dataclass
@@ -70,12 +82,15 @@ class LoadReport:
 
 
 def read_checkpoint(path: str) -> dict:
-    """Load a weight file with ``torch.load(weights_only=True)``; checkpoints written by
-    mmengine (e.g. a trained detector's) are read through :func:`allow_mmengine_checkpoints`."""
+    """Load a weight file: ``.safetensors`` with safetensors, anything else with
+    ``torch.load(weights_only=True)``; checkpoints written by mmengine (e.g. a trained
+    detector's) are read through :func:`allow_mmengine_checkpoints`."""
     allow_mmengine_checkpoints()
     if re.match(r'^(https?|s3)://', str(path)):
         from mmengine.runner import CheckpointLoader
         return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if str(path).endswith('.safetensors'):
+        return _read_safetensors(path)
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except FileNotFoundError:
@@ -84,6 +99,17 @@ def read_checkpoint(path: str) -> dict:
         raise CheckpointError(
             f'{path} is not a weight file torch.load(weights_only=True) can read '
             f'(a state dict, possibly under {WRAPPER_KEYS}): {exc}') from exc
+
+
+def _read_safetensors(path: str) -> dict:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    try:
+        return load_file(path, device='cpu')
+    except FileNotFoundError:
+        raise CheckpointError(f'checkpoint file not found: {path}') from None
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f'{path} is not a readable safetensors file: {exc}') from exc
 
 
 def _statistics_method(owner, name):
@@ -123,8 +149,13 @@ def unwrap(checkpoint, prefix: Optional[str] = None,
             ``model`` or ``teacher``.
         prefix: keep only keys under this prefix (stripped). By default, when the
             checkpoint is a whole model with keys under ``backbone.``, only those are
-            kept; other prefixes in ``KEY_PREFIXES`` are stripped.
+            kept; other prefixes in ``KEY_PREFIXES`` are stripped from a key until it
+            starts like a key of a known layout (``LAYOUT_ROOTS``).
         report: receives one line per group of dropped keys.
+
+    Raises:
+        CheckpointError: not a dict of tensors, or a floating-point tensor holding a NaN
+            or an infinity (named).
     """
     report = report if report is not None else LoadReport()
     while isinstance(checkpoint, dict):
@@ -137,6 +168,7 @@ def unwrap(checkpoint, prefix: Optional[str] = None,
         raise CheckpointError(
             'not a checkpoint: expected a dict of tensors, possibly under one of '
             f'{WRAPPER_KEYS}, got {type(checkpoint).__name__}')
+    check_finite(checkpoint)
     state_dict = {_strip(k, ('module.', )): v for k, v in checkpoint.items()}
     if prefix is None and any(k.startswith('backbone.') for k in state_dict):
         prefix = 'backbone.'
@@ -151,13 +183,23 @@ def unwrap(checkpoint, prefix: Optional[str] = None,
 
 
 def _strip(key: str, prefixes) -> str:
-    stripped = True
-    while stripped:
-        stripped = False
-        for p in prefixes:
-            if key.startswith(p):
-                key, stripped = key[len(p):], True
+    """Remove leading ``prefixes`` from ``key``, stopping where a known layout begins."""
+    while not LAYOUT_ROOTS.match(key):
+        prefix = next((p for p in prefixes if key.startswith(p)), None)
+        if prefix is None:
+            break
+        key = key[len(prefix):]
     return key
+
+
+def check_finite(state_dict: StateDict) -> None:
+    """Refuse a checkpoint with a NaN or an infinity, naming the first such tensor."""
+    for key, value in state_dict.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            bad = (~torch.isfinite(value)).sum().item()
+            raise CheckpointError(
+                f'{key} holds {bad} non-finite values (NaN or inf) of {value.numel()}: '
+                'the checkpoint is damaged or was saved from a diverged run')
 
 
 def _report_groups(report: LoadReport, keys: List[str], why: str) -> None:
@@ -172,10 +214,12 @@ def _report_groups(report: LoadReport, keys: List[str], why: str) -> None:
 
 
 def detect_layout(state_dict: StateDict) -> str:
-    """'timm', 'huggingface' or 'authors' (also mmfocal's own layout)."""
+    """'timm', 'huggingface' (``FocalNetModel``, ``FocalNetForImageClassification``,
+    ``FocalNetBackbone``) or 'authors' (also mmdet 2's and mmfocal's own layout)."""
     if any(k.startswith('stem.proj.') for k in state_dict):
         return 'timm'
-    if any('embeddings.patch_embeddings.' in k for k in state_dict):
+    if any(re.match(r'^(focalnet\.)?(embeddings\.patch_embeddings|encoder\.stages)\.', k)
+           for k in state_dict):
         return 'huggingface'
     return 'authors'
 
@@ -198,7 +242,8 @@ def timm_to_authors(state_dict: StateDict) -> StateDict:
 
 
 def huggingface_to_authors(state_dict: StateDict) -> StateDict:
-    """Hugging Face transformers' ``FocalNetModel`` / classification layout."""
+    """Hugging Face transformers' layouts: ``FocalNetModel`` (bare keys),
+    ``FocalNetForImageClassification`` and ``FocalNetBackbone`` (under ``focalnet.``)."""
     rules = [
         (r'^focalnet\.', ''),
         (r'^embeddings\.patch_embeddings\.projection\.', 'patch_embed.proj.'),
@@ -326,14 +371,62 @@ def adapt_state_dict(state_dict: StateDict, target: StateDict,
     return out, report
 
 
+def expected_gap(key: str, state_dict: StateDict, target: StateDict) -> bool:
+    """Whether the model tensor ``key`` may keep its initialisation when loading the
+    authors'-layout ``state_dict``: a dense output norm ``norm{i}``, a Focal Transformer
+    neighbour table (the released 224 models lack stage 3's), or the kernel of a focal
+    level the checkpoint does not have (its ``modulation.f`` has fewer rows)."""
+    if EXPECTED_GAPS.search(key):
+        return True
+    if FOCAL_KERNEL.search(key):
+        f_key = key.split('.modulation.')[0] + '.modulation.f.weight'
+        return f_key in state_dict and f_key in target and \
+            state_dict[f_key].shape[0] < target[f_key].shape[0]
+    return False
+
+
+def check_complete(report: LoadReport, state_dict: StateDict, target: StateDict,
+                   loaded: StateDict, strict: bool = True, logger='current') -> None:
+    """Raise when nothing was loaded, or (``strict``) when a tensor of the stem or of the
+    stages would keep its initialisation beyond :func:`expected_gap`; warn otherwise."""
+    if not loaded:
+        raise CheckpointError(
+            'the checkpoint matches no tensor of the model (an unknown key layout?). '
+            f'Checkpoint keys: {_sample(state_dict)}; the model expects keys like '
+            f'{_sample(target)}')
+    converted = to_authors_layout(state_dict)
+    left = [k for k in report.missing if not expected_gap(k, converted, target)]
+    if not left:
+        return
+    message = (f'{len(left)} tensors of the model would keep their initialisation: '
+               f'{_sample(left, 8)}. Checkpoint keys: {_sample(state_dict)}; pass '
+               "init_cfg=dict(type='Pretrained', checkpoint=..., strict=False) to load "
+               'it anyway')
+    if strict:
+        raise CheckpointError(message)
+    print_log(message, logger=logger, level=logging.WARNING)
+
+
+def _sample(keys, count: int = 5) -> str:
+    keys = list(keys)
+    more = f' ... ({len(keys)} in all)' if len(keys) > count else ''
+    return ', '.join(keys[:count]) + more
+
+
 def load_pretrained(model: torch.nn.Module, checkpoint: str, prefix: Optional[str] = None,
-                    logger='current') -> LoadReport:
-    """Load ``checkpoint`` into ``model`` with adaptation, and log the report."""
+                    strict: bool = True, logger='current') -> LoadReport:
+    """Load ``checkpoint`` into ``model`` with adaptation, and log the report.
+
+    Raises :class:`CheckpointError` as :func:`check_complete` says; ``strict=False``
+    turns weights left at their initialisation into a warning.
+    """
     report = LoadReport()
     state_dict = unwrap(read_checkpoint(checkpoint), prefix, report)
-    state_dict, report = adapt_state_dict(state_dict, model.state_dict(), report)
-    model.load_state_dict(state_dict, strict=False)
-    print_log(f'loaded {len(state_dict)} tensors from {checkpoint} into '
-              f'{type(model).__name__}', logger=logger)
+    target = model.state_dict()
+    loaded, report = adapt_state_dict(state_dict, target, report)
+    check_complete(report, state_dict, target, loaded, strict, logger)
+    model.load_state_dict(loaded, strict=False)
     report.log(logger)
+    print_log(f'loaded {len(loaded)} of {len(target)} tensors of the model '
+              f'{type(model).__name__} from {checkpoint}', logger=logger)
     return report

@@ -3,7 +3,8 @@
 Reads, with ``torch.load(weights_only=True)``:
 
 - ImageNet checkpoints in the authors' layout (``{'model': ...}``), timm's layout or
-  Hugging Face's ``FocalNetModel`` / classification layout: writes the backbone's state
+  Hugging Face's (``FocalNetModel``, ``FocalNetForImageClassification``,
+  ``FocalNetBackbone``), ``.pth`` or ``.safetensors``: writes the backbone's state
   dict (classifier ``head`` / ``norm`` and size-dependent buffers dropped), ready for
   ``init_cfg=dict(type='Pretrained', checkpoint=DST)``;
 - whole detectors / segmentors (the authors' mmdet 2.x / mmseg 0.x releases, or any
@@ -30,7 +31,8 @@ import torch
 
 from mmfocal.models.checkpoint import (CLASSIFIER_KEYS, SIZE_DEPENDENT_BUFFERS,
                                        CheckpointError, LoadReport, adapt_state_dict,
-                                       read_checkpoint, to_authors_layout, unwrap)
+                                       expected_gap, read_checkpoint, to_authors_layout,
+                                       unwrap)
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -39,8 +41,6 @@ StateDict = Dict[str, torch.Tensor]
 # Mask R-CNN, Cascade Mask R-CNN, ATSS, RetinaNet, Sparse R-CNN, HTC and UperNet, so
 # outside the backbone only a data-parallel wrapper's ``module.`` is removed.
 HEAD_RENAMES = [(re.compile(r'^module\.'), '')]
-MAY_BE_MISSING = re.compile(
-    r'^norm\d+\.|\.focal_layers\.\d+\.0\.weight$|relative_position_bias_table_to_neighbors$')
 
 
 def is_whole_model(checkpoint) -> bool:
@@ -112,7 +112,7 @@ def check_backbone(state: StateDict, target: StateDict) -> List[str]:
     output norms, the kernels of added focal levels and the neighbour-bias tables of
     stages too small for them at 224 (they keep their initial values)."""
     _, report = adapt_state_dict(state, target)
-    return [f'missing: {k}' for k in report.missing if not MAY_BE_MISSING.search(k)] + \
+    return [f'missing: {k}' for k in report.missing if not expected_gap(k, state, target)] + \
         [f'unexpected: {k}' for k in report.unexpected]
 
 

@@ -19,14 +19,46 @@ from ..checkpoint import load_pretrained
 NUM_STAGES = 4
 
 
-def as_stage_list(value: Union[int, Sequence[int]], name: str) -> List[int]:
-    """An int for every stage, or one positive int per stage."""
-    values = [value] * NUM_STAGES if isinstance(value, int) else list(value)
-    if len(values) != NUM_STAGES or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ValueError(f'{name} must be a positive int or {NUM_STAGES} positive ints '
-                         f'(one per stage), got {value!r}')
-    return values
+PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'strict')
+
+
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def as_stage_list(value: Union[int, Sequence[int]], name: str, minimum: int = 1) -> List[int]:
+    """An int for every stage, or one int >= ``minimum`` per stage."""
+    values = [value] * NUM_STAGES if is_int(value) else value
+    if isinstance(values, (list, tuple)) and len(values) == NUM_STAGES and all(
+            is_int(v) and v >= minimum for v in values):
+        return list(values)
+    raise ValueError(f'{name} must be an int >= {minimum} or {NUM_STAGES} such ints (one per '
+                     f'stage), got {value!r}')
+
+
+def check_positive_int(**values) -> None:
+    for name, value in values.items():
+        if not is_int(value) or value < 1:
+            raise ValueError(f'{name} must be a positive int, got {value!r}')
+
+
+def check_bool(**values) -> None:
+    for name, value in values.items():
+        if not isinstance(value, bool):
+            raise TypeError(f'{name} must be True or False, got {value!r}')
+
+
+def check_positive_number(**values) -> None:
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not 0 < value < float('inf'):
+            raise ValueError(f'{name} must be a positive finite number, got {value!r}')
+
+
+def check_layer_norm(norm_cfg) -> None:
+    if not isinstance(norm_cfg, dict) or norm_cfg.get('type') not in ('LN', 'LayerNorm'):
+        raise ValueError('norm_cfg must be dict(type=\'LN\', ...): tokens are normalised '
+                         f'over their channels (last dimension), got {norm_cfg!r}')
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -103,25 +135,40 @@ class StagedBackbone(BaseModule):
     def __init__(self, out_indices: Sequence[int], frozen_stages: int, drop_rate: float,
                  drop_path_rate: float, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        out_indices = tuple(out_indices)
-        if not out_indices or len(set(out_indices)) != len(out_indices) or any(
-                i not in range(NUM_STAGES) for i in out_indices):
+        if not isinstance(out_indices, (list, tuple)) or not out_indices or len(
+                set(out_indices)) != len(out_indices) or not all(
+                is_int(i) and i in range(NUM_STAGES) for i in out_indices):
             raise ValueError(f'out_indices must be distinct stages in 0..{NUM_STAGES - 1}, '
-                             f'got {out_indices}')
-        if frozen_stages not in range(-1, NUM_STAGES + 1):
-            raise ValueError(f'frozen_stages must be in -1..{NUM_STAGES}, got {frozen_stages!r}')
+                             f'got {out_indices!r}')
+        out_indices = tuple(out_indices)
+        if not is_int(frozen_stages) or frozen_stages not in range(-1, NUM_STAGES + 1):
+            raise ValueError(f'frozen_stages must be an int in -1..{NUM_STAGES}, '
+                             f'got {frozen_stages!r}')
         for name, rate in (('drop_rate', drop_rate), ('drop_path_rate', drop_path_rate)):
-            if not 0 <= rate < 1:
-                raise ValueError(f'{name} must be in [0, 1), got {rate!r}')
-        if isinstance(init_cfg, list) and any(c.get('type') == 'Pretrained' for c in init_cfg):
-            raise ValueError('init_cfg of type Pretrained must be given alone, as a dict: '
-                             f'{init_cfg}')
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained' \
-                and not init_cfg.get('checkpoint'):
-            raise ValueError(f'init_cfg of type Pretrained needs a checkpoint path: {init_cfg}')
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or \
+                    not 0 <= rate < 1:
+                raise ValueError(f'{name} must be a number in [0, 1), got {rate!r}')
+        self._check_init_cfg(init_cfg)
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.drop_after_pos = nn.Dropout(drop_rate)
+
+    @staticmethod
+    def _check_init_cfg(init_cfg) -> None:
+        if isinstance(init_cfg, list) and any(
+                isinstance(c, dict) and c.get('type') == 'Pretrained' for c in init_cfg):
+            raise ValueError('init_cfg of type Pretrained must be given alone, as a dict: '
+                             f'{init_cfg}')
+        if not (isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained'):
+            return
+        unknown = set(init_cfg) - set(PRETRAINED_KEYS)
+        if unknown:
+            raise ValueError(f'init_cfg of type Pretrained takes {PRETRAINED_KEYS}, got the '
+                             f'unknown keys {sorted(unknown)}: {init_cfg}')
+        if not init_cfg.get('checkpoint') or not isinstance(init_cfg['checkpoint'], str):
+            raise ValueError(f'init_cfg of type Pretrained needs a checkpoint path: {init_cfg}')
+        if not isinstance(init_cfg.get('strict', True), bool):
+            raise ValueError(f'init_cfg strict must be True or False: {init_cfg}')
 
     @staticmethod
     def drop_path_rates(depths: Sequence[int], drop_path_rate: float) -> List[List[float]]:
@@ -141,7 +188,8 @@ class StagedBackbone(BaseModule):
     def init_weights(self) -> None:
         """Load ``init_cfg``'s pretrained checkpoint with adaptation, or defer to mmengine."""
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained(self, self.init_cfg['checkpoint'], self.init_cfg.get('prefix'))
+            load_pretrained(self, self.init_cfg['checkpoint'], self.init_cfg.get('prefix'),
+                            self.init_cfg.get('strict', True))
             self._freeze_stages()
         else:
             super().init_weights()
@@ -164,9 +212,24 @@ class StagedBackbone(BaseModule):
         self._freeze_stages()
         return self
 
+    def _check_input(self, x) -> None:
+        """A floating-point (B, in_channels, H, W) tensor with B, H, W >= 1."""
+        channels = self.patch_embed.proj.in_channels
+        expected = f'a floating-point (B, {channels}, H, W) tensor'
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f'{type(self).__name__} expects {expected}, got '
+                            f'{type(x).__name__}')
+        if not x.is_floating_point():
+            raise TypeError(f'{type(self).__name__} expects {expected}, got dtype {x.dtype} '
+                            '(convert images with .float())')
+        if x.dim() != 4 or x.shape[1] != channels or min(x.shape, default=0) < 1:
+            raise ValueError(f'{type(self).__name__} expects {expected} with B, H, W >= 1, '
+                             f'got shape {tuple(x.shape)}')
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """(B, C_in, H, W) -> tuple of contiguous (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))
         for i in ``out_indices``."""
+        self._check_input(x)
         x = self.drop_after_pos(self.patch_embed(x))
         outs = []
         for i, stage in enumerate(self.layers):

@@ -27,7 +27,9 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 
 from ...registry import register_backbone
-from .base import NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list
+from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
+                   check_bool, check_layer_norm, check_positive_int, check_positive_number,
+                   is_int)
 
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
@@ -285,40 +287,36 @@ class FocalTransformerBlock(nn.Module):
 # ----------------------------------------------------------------------------- backbone
 
 
-def _check_args(pretrain_img_size, patch_size, embed_dims, num_heads, window_size,
-                expand_size, focal_levels, focal_windows, pool_method, mlp_ratio, qk_scale,
-                attn_drop_rate, norm_cfg) -> None:
-    sizes = (pretrain_img_size, ) * 2 if isinstance(pretrain_img_size, int) \
+def _check_args(pretrain_img_size, patch_size, in_channels, embed_dims, num_heads,
+                window_size, expand_sizes, focal_windows, pool_method, mlp_ratio, qk_scale,
+                attn_drop_rate, layerscale_value, norm_cfg, **flags) -> None:
+    sizes = (pretrain_img_size, ) * 2 if not isinstance(pretrain_img_size, (list, tuple)) \
         else tuple(pretrain_img_size)
-    if len(sizes) != 2 or not all(isinstance(s, int) and s > 0 for s in sizes):
+    if len(sizes) != 2 or not all(is_int(s) and s > 0 for s in sizes):
         raise ValueError('pretrain_img_size must be a positive int or (height, width), '
                          f'got {pretrain_img_size!r}')
-    for name, value in (('patch_size', patch_size), ('embed_dims', embed_dims),
-                        ('window_size', window_size), ('focal_levels', focal_levels)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f'{name} must be a positive int, got {value!r}')
+    check_positive_int(patch_size=patch_size, in_channels=in_channels,
+                       embed_dims=embed_dims, window_size=window_size)
     for i, heads in enumerate(num_heads):
         if (embed_dims * 2**i) % heads:
             raise ValueError(f'stage {i} has {embed_dims * 2**i} channels, not divisible by '
                              f'num_heads[{i}] = {heads}')
-    if not isinstance(expand_size, int) or not 0 <= expand_size < window_size:
-        raise ValueError(f'expand_size must be an int in [0, window_size = {window_size}), '
-                         f'got {expand_size!r}')
+    if any(e >= window_size for e in expand_sizes):
+        raise ValueError(f'expand_size must be in [0, window_size = {window_size}), '
+                         f'got {tuple(expand_sizes)}')
     if any(s % 2 == 0 for s in focal_windows):
         raise ValueError('focal_windows (pooled tokens per side around a window) must be '
                          f'odd, got {tuple(focal_windows)}')
     if pool_method not in POOL_METHODS:
         raise ValueError(f'pool_method must be one of {POOL_METHODS}, got {pool_method!r}')
-    if not mlp_ratio > 0:
-        raise ValueError(f'mlp_ratio must be positive, got {mlp_ratio!r}')
-    if not 0 <= attn_drop_rate < 1:
-        raise ValueError(f'attn_drop_rate must be in [0, 1), got {attn_drop_rate!r}')
-    if not isinstance(norm_cfg, dict) or norm_cfg.get('type') not in ('LN', 'LayerNorm'):
-        raise ValueError('norm_cfg must be dict(type=\'LN\', ...): tokens are normalised '
-                         f'over their channels (last dimension), got {norm_cfg!r}')
-    if qk_scale is not None and not qk_scale > 0:
-        raise ValueError('qk_scale must be None (head_dim ** -0.5) or positive, '
-                         f'got {qk_scale!r}')
+    check_positive_number(mlp_ratio=mlp_ratio, layerscale_value=layerscale_value)
+    if isinstance(attn_drop_rate, bool) or not isinstance(attn_drop_rate, (int, float)) or \
+            not 0 <= attn_drop_rate < 1:
+        raise ValueError(f'attn_drop_rate must be a number in [0, 1), got {attn_drop_rate!r}')
+    check_layer_norm(norm_cfg)
+    if qk_scale is not None:
+        check_positive_number(qk_scale=qk_scale)
+    check_bool(**flags)
 
 
 @register_backbone
@@ -346,10 +344,11 @@ class FocalTransformer(StagedBackbone):
         depths (Sequence[int]): Blocks per stage.
         num_heads (Sequence[int]): Attention heads per stage.
         window_size (int): Window side w (queries attend per window). Default 7.
-        expand_size (int): Surrounding fine tokens within this distance of the window
-            (0 disables them). Default 3.
-        focal_levels (int): 1 + the number of pooled levels (released models: 2). Pooled
-            level k pools sub-windows of ``window_size * 2**k``.
+        expand_size (int | Sequence[int]): Surrounding fine tokens within this distance of
+            the window (0 disables them), for all stages or per stage. Default 3.
+        focal_levels (int | Sequence[int]): 1 + the number of pooled levels (released
+            models: 2), for all stages or per stage. Pooled level k pools sub-windows of
+            ``window_size * 2**k``.
         focal_windows (int | Sequence[int]): s_r per stage: each window attends the
             s_r x s_r pooled tokens centred on it (odd). ImageNet models: (7, 5, 3, 1);
             detection: (15, 13, 9, 7).
@@ -383,8 +382,8 @@ class FocalTransformer(StagedBackbone):
                  depths: Sequence[int] = (2, 2, 6, 2),
                  num_heads: Sequence[int] = (3, 6, 12, 24),
                  window_size: int = 7,
-                 expand_size: int = 3,
-                 focal_levels: int = 2,
+                 expand_size: Union[int, Sequence[int]] = 3,
+                 focal_levels: Union[int, Sequence[int]] = 2,
                  focal_windows: Union[int, Sequence[int]] = (15, 13, 9, 7),
                  pool_method: str = 'fc',
                  mlp_ratio: float = 4.,
@@ -406,9 +405,13 @@ class FocalTransformer(StagedBackbone):
         depths = as_stage_list(depths, 'depths')
         num_heads = as_stage_list(num_heads, 'num_heads')
         focal_windows = as_stage_list(focal_windows, 'focal_windows')
-        _check_args(pretrain_img_size, patch_size, embed_dims, num_heads, window_size,
-                    expand_size, focal_levels, focal_windows, pool_method, mlp_ratio, qk_scale,
-                    attn_drop_rate, norm_cfg)
+        focal_levels = as_stage_list(focal_levels, 'focal_levels')
+        expand_sizes = as_stage_list(expand_size, 'expand_size', minimum=0)
+        _check_args(pretrain_img_size, patch_size, in_channels, embed_dims, num_heads,
+                    window_size, expand_sizes, focal_windows, pool_method, mlp_ratio, qk_scale,
+                    attn_drop_rate, layerscale_value, norm_cfg, qkv_bias=qkv_bias,
+                    use_conv_embed=use_conv_embed, use_layerscale=use_layerscale,
+                    wrap_neighbors=wrap_neighbors, with_cp=with_cp)
         self.pretrain_img_size = pretrain_img_size
         dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
         self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size, use_conv_embed,
@@ -417,7 +420,7 @@ class FocalTransformer(StagedBackbone):
         self.layers = nn.ModuleList()
         for i in range(NUM_STAGES):
             blocks = [FocalTransformerBlock(
-                dims[i], num_heads[i], window_size, expand_size, focal_levels,
+                dims[i], num_heads[i], window_size, expand_sizes[i], focal_levels[i],
                 focal_windows[i], pool_method, mlp_ratio, qkv_bias, qk_scale, drop_rate,
                 attn_drop_rate, rate, use_layerscale, layerscale_value, wrap_neighbors,
                 norm_cfg) for rate in drop_paths[i]]

@@ -15,7 +15,8 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 
 from ...registry import register_backbone
-from .base import NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list
+from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
+                   check_bool, check_layer_norm, check_positive_int, check_positive_number)
 
 
 def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -234,6 +235,17 @@ class FocalNetBlock(nn.Module):
         return self._residual(x, self.mlp, self.norm2, self.gamma_2)
 
 
+def _check_args(patch_size, in_channels, embed_dims, mlp_ratio, focal_windows,
+                layerscale_value, norm_cfg, **flags) -> None:
+    check_positive_int(patch_size=patch_size, in_channels=in_channels, embed_dims=embed_dims)
+    check_positive_number(mlp_ratio=mlp_ratio, layerscale_value=layerscale_value)
+    if any(w % 2 == 0 for w in focal_windows):
+        raise ValueError('focal_windows (kernel of the first focal level) must be odd, so '
+                         f'that the kernel has a centre, got {tuple(focal_windows)}')
+    check_layer_norm(norm_cfg)
+    check_bool(**flags)
+
+
 @register_backbone
 class FocalNet(StagedBackbone):
     """FocalNet backbone for dense prediction.
@@ -294,6 +306,11 @@ class FocalNet(StagedBackbone):
         depths = as_stage_list(depths, 'depths')
         focal_levels = as_stage_list(focal_levels, 'focal_levels')
         focal_windows = as_stage_list(focal_windows, 'focal_windows')
+        _check_args(patch_size, in_channels, embed_dims, mlp_ratio, focal_windows,
+                    layerscale_value, norm_cfg, use_conv_embed=use_conv_embed,
+                    use_postln=use_postln, use_postln_in_modulation=use_postln_in_modulation,
+                    use_layerscale=use_layerscale, normalize_modulator=normalize_modulator,
+                    with_cp=with_cp)
         dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
         self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size, use_conv_embed,
                                       True, norm_cfg)

@@ -1,0 +1,174 @@
+"""A run killed with SIGKILL mid-epoch resumes from its last checkpoint and ends with the
+weights of an uninterrupted run (random augmentations off, CPU training deterministic);
+a checkpoint cut short by the kill is never the one ``last_checkpoint`` names."""
+import glob
+import os
+import os.path as osp
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+
+import pytest
+import torch
+from mmengine.fileio import LocalBackend
+from mmengine.hooks import CheckpointHook
+from mmengine.logging import MessageHub
+
+import _data
+from mmfocal.engine import ResumableCheckpointHook
+from mmfocal.models.checkpoint import allow_mmengine_checkpoints
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+DET_CONFIG = """
+_base_ = '{root}/configs/detection/demo_mask_rcnn_focalnet.py'
+data_root = '{data}/'
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
+    dict(type='Resize', scale=(128, 96), keep_ratio=True),  # no RandomFlip
+    dict(type='PackDetInputs')]
+train_dataloader = dict(
+    batch_size=1, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline,
+                 metainfo=dict(classes=('person', 'bicycle', 'car', 'motorcycle'))))
+val_dataloader = val_cfg = val_evaluator = None
+test_dataloader = test_cfg = test_evaluator = None
+train_cfg = dict(max_epochs=2)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=1))
+"""
+
+SEG_CONFIG = """
+_base_ = '{root}/configs/segmentation/demo_upernet_focalnet.py'
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='Resize', scale=(64, 64), keep_ratio=False),  # no random resize/crop/flip
+    dict(type='PackSegInputs')]
+model = dict(data_preprocessor=dict(size=(64, 64)))
+train_dataloader = dict(  # 2 images: the pyramid pooling's BN needs more than one value
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root='{data}', pipeline=train_pipeline))
+val_dataloader = val_cfg = val_evaluator = None
+test_dataloader = test_cfg = test_evaluator = None
+train_cfg = dict(max_iters=6)
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=1))
+"""
+
+
+def train_command(config, work_dir, *extra):
+    return [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work_dir), *extra]
+
+
+def run_to_end(config, work_dir, *extra):
+    result = subprocess.run(train_command(config, work_dir, *extra), cwd=ROOT, text=True,
+                            capture_output=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout + result.stderr
+
+
+def kill_after(config, work_dir, marker):
+    """Start training, SIGKILL it once ``marker`` is in its log and a checkpoint exists."""
+    log_path = osp.join(work_dir, 'killed.log')
+    os.makedirs(work_dir, exist_ok=True)
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(train_command(config, work_dir), cwd=ROOT, stdout=log,
+                                stderr=subprocess.STDOUT)
+        deadline = time.time() + 600
+        while proc.poll() is None and time.time() < deadline:
+            with open(log_path) as f:
+                text = f.read()
+            if marker in text and osp.exists(osp.join(work_dir, 'last_checkpoint')):
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, open(log_path).read()[-4000:]
+
+
+def load(path):
+    allow_mmengine_checkpoints()
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def assert_same_training_state(a, b):
+    assert a['meta']['epoch'] == b['meta']['epoch'] and a['meta']['iter'] == b['meta']['iter']
+    assert a['state_dict'].keys() == b['state_dict'].keys()
+    for key in a['state_dict']:
+        assert torch.equal(a['state_dict'][key], b['state_dict'][key]), key
+    for x, y in zip(a['optimizer']['state'].values(), b['optimizer']['state'].values()):
+        for name in x:
+            assert torch.equal(torch.as_tensor(x[name]), torch.as_tensor(y[name])), name
+    assert a['param_schedulers'] == b['param_schedulers']
+    for key in ('epoch', 'iter', 'keep_ckpt_ids'):
+        assert a['message_hub']['runtime_info'][key] == b['message_hub']['runtime_info'][key]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('task', ['detection', 'segmentation'])
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, task):
+    if task == 'detection':
+        data = _data.make_coco(str(tmp_path / 'coco'))
+        text, marker, last = DET_CONFIG, 'Epoch(train) [2][1/4]', 'epoch_2.pth'
+        resumed_line, first_after = 'resumed epoch: 1, iter: 4', 'Epoch(train) [2][1/4]'
+    else:
+        data = _data.make_ade20k(str(tmp_path / 'ade20k'))
+        text, marker, last = SEG_CONFIG, 'Iter(train) [3/6]', 'iter_6.pth'
+        resumed_line, first_after = 'resumed epoch: 0, iter: 2', 'Iter(train) [3/6]'
+    config = tmp_path / 'config.py'
+    config.write_text(text.format(root=ROOT, data=data))
+    whole, killed = tmp_path / 'whole', tmp_path / 'killed'
+    run_to_end(config, whole)
+    kill_after(config, killed, marker)
+    assert not osp.exists(killed / last)  # killed before the end
+    with open(killed / 'last_checkpoint') as f:
+        saved = f.read().strip()
+    assert osp.basename(saved) == ('epoch_1.pth' if task == 'detection' else 'iter_2.pth')
+    log = run_to_end(config, killed, '--resume')
+    assert resumed_line in log and first_after in log
+    assert_same_training_state(load(whole / last), load(killed / last))
+    assert sorted(os.listdir(killed)).count(last) == 1
+    assert not glob.glob(str(killed / '*.partial'))
+
+
+class DiesWhileSaving:
+    """A runner whose process dies half-way through writing the second checkpoint."""
+
+    def __init__(self, work_dir):
+        self.work_dir = work_dir
+        self.message_hub = MessageHub.get_instance('mmfocal-test-dies-while-saving')
+        self.saves = 0
+
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        self.saves += 1
+        data = torch.arange(1000.)
+        with open(osp.join(out_dir, filename), 'wb') as f:
+            if self.saves == 1:
+                torch.save({'weights': data}, f)
+            else:
+                f.write(b'PK\x03\x04 cut short')
+                raise SystemExit('killed')
+
+
+@pytest.mark.parametrize('hook_type, survives', [
+    (ResumableCheckpointHook, True),
+    (CheckpointHook, False),  # mmengine's: the old one deleted, the new one cut short
+])
+def test_checkpoint_cut_short_is_never_last_checkpoint(tmp_path, hook_type, survives):
+    runner = DiesWhileSaving(str(tmp_path))
+    hook = hook_type(interval=1, max_keep_ckpts=1)
+    hook.out_dir, hook.file_backend = str(tmp_path), LocalBackend()
+    hook.keep_ckpt_ids = deque(maxlen=1)
+    hook._save_checkpoint_with_step(runner, 1, {})
+    with pytest.raises(SystemExit):
+        hook._save_checkpoint_with_step(runner, 2, {})
+    with open(tmp_path / 'last_checkpoint') as f:
+        named = f.read().strip()
+    assert named == str(tmp_path / 'epoch_1.pth')
+    if survives:
+        torch.testing.assert_close(torch.load(named)['weights'], torch.arange(1000.))
+        assert not osp.exists(tmp_path / 'epoch_2.pth')
+    else:
+        assert not osp.exists(named)

@@ -315,7 +315,8 @@ RECIPE_KEYS = {'drop_path_rate', 'out_indices', 'init_cfg'}
 
 
 @pytest.mark.parametrize('config', sorted(
-    osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'configs', '*', '*focal_transformer_*.py'))
+    osp.relpath(p, ROOT)
+    for p in glob.glob(osp.join(ROOT, 'configs', '*', '*focal_transformer_*.py'))
     if 'demo' not in p))
 def test_focal_transformer_backbone_is_its_variant(config):
     """The merged backbone of every Focal Transformer config: the variant of its name, the

@@ -2,7 +2,10 @@
 # data/coco/stuffthingmaps/), multi-scale training (short side 400..1400, long side at most
 # 1600), soft-NMS at test time. InstaBoost, also part of HTC++, is left out: mmdet's
 # InstaBoost transform needs the separate `instaboostfast` package.
-_base_ = ['mmdet::htc/htc_r50_fpn_1x_coco.py', '../_base_/models/focal_transformer_l.py']
+_base_ = [
+    'mmdet::htc/htc_r50_fpn_1x_coco.py',
+    '../_base_/models/focal_transformer_l.py'
+]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 # Focal-L ImageNet-22K weights were not released: put your own checkpoint there.

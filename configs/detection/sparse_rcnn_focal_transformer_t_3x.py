@@ -1,6 +1,9 @@
 # Focal-T Sparse R-CNN 3x: 300 proposals, multi-scale + crop training,
 # AdamW lr 2.5e-5, weight decay 1e-4, gradient clipping 1.0 (mmdet's recipe).
-_base_ = ['mmdet::sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py', '../_base_/models/focal_transformer_t.py']
+_base_ = [
+    'mmdet::sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py',
+    '../_base_/models/focal_transformer_t.py'
+]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 # ImageNet-1K weights from the authors' release (see the README).

@@ -18,7 +18,6 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmfocal.models.checkpoint import allow_mmengine_checkpoints
 from mmfocal.registry import toolbox_of
 
 
@@ -103,8 +102,8 @@ def load_config(args) -> Config:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """The runner of ``cfg``, able to read mmengine's checkpoints, on gloo without CUDA."""
-    allow_mmengine_checkpoints()
+    """The runner of ``cfg`` (``import mmfocal`` lets it read mmengine's checkpoints), on
+    gloo without CUDA."""
     init_cpu_distributed(cfg, cfg.launcher)
     return Runner.from_cfg(cfg)
 

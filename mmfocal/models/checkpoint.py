@@ -71,8 +71,8 @@ class LoadReport:
 
 def read_checkpoint(path: str) -> dict:
     """Load a weight file with ``torch.load(weights_only=True)``; checkpoints written by
-    mmengine (e.g. a trained detector's) are read through :func:`allow_mmengine_checkpoints`."""
-    allow_mmengine_checkpoints()
+    mmengine (e.g. a trained detector's) are read through :func:`allow_mmengine_checkpoints`,
+    which ``import mmfocal`` has called."""
     if re.match(r'^(https?|s3)://', str(path)):
         from mmengine.runner import CheckpointLoader
         return CheckpointLoader.load_checkpoint(path, map_location='cpu')

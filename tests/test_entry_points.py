@@ -242,3 +242,15 @@ def test_mmseg_test_py(seg_run, data, tmp_path):
     with open(log) as f:
         metrics = json.loads(f.read().strip().splitlines()[-1])
     assert 0 <= metrics['mIoU'] <= 100 and 0 < metrics['aAcc'] <= 100
+
+
+def test_demo_trainings_draw_the_backbone(det_run, seg_run):
+    """The demo configs turn FocalMapsHook on: at the last iteration of each short run, the
+    pictures are in the visualizer's local backend."""
+    drawn = {}
+    for task, (work_dir, _) in (('det', det_run), ('seg', seg_run)):
+        drawn[task] = sorted(osp.basename(p) for p in glob.glob(
+            osp.join(work_dir, '*', 'vis_data', 'vis_image', '*.png')))
+    assert drawn['det'] == ['focalnet_maps_1.png']
+    assert drawn['seg'] == sorted([f'focal_transformer_stage{i}_2.png' for i in range(4)] +
+                                  ['focal_transformer_heads_2.png'])

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
@@ -249,7 +250,8 @@ class FocalMapsHook(Hook):
             check_index('FocalMapsHook image_index', self.image_index, len(dataset))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        if self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner):
+        due = self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)
+        if due and is_main_process():  # the visualizer writes from the main process only
             self.draw(runner, step=runner.iter + 1)
 
     def draw(self, runner, step: int) -> Dict[str, np.ndarray]:

@@ -5,6 +5,7 @@ Each entry point runs in a fresh interpreter that never imports mmfocal itself: 
 installed in their packages (``.mim/tools``). torch loads with ``weights_only=True``.
 """
 import glob
+import importlib
 import json
 import os
 import os.path as osp
@@ -46,7 +47,7 @@ def run_python(code, cwd):
 
 
 def toolbox_tool(toolbox, name):
-    import importlib
+    """The copy of ``tools/NAME`` installed in the toolbox's package."""
     package = osp.dirname(importlib.import_module(toolbox).__file__)
     return osp.join(package, '.mim', 'tools', name)
 

@@ -1,8 +1,9 @@
-"""Registration of mmfocal's backbones into the toolboxes that are installed.
+"""Registration of mmfocal's backbones and hooks into the toolboxes that are installed.
 
 mmdet's and mmseg's ``MODELS`` registries are siblings under mmengine's root
 registry, so a backbone must be registered in each of them to be found by
-``type='FocalNet'`` in configs of either toolbox.
+``type='FocalNet'`` in configs of either toolbox. Hooks are registered in mmengine's root
+``HOOKS``, which mmdet's and mmseg's ``HOOKS`` fall back to.
 """
 import importlib
 
@@ -37,4 +38,11 @@ def register_backbone(cls):
             f'{cls.__name__}; neither could be imported.')
     for registry in registries:
         registry.register_module(module=cls)
+    return cls
+
+
+def register_hook(cls):
+    """Class decorator: register ``cls`` in mmengine's ``HOOKS`` (found from every scope)."""
+    from mmengine.registry import HOOKS
+    HOOKS.register_module(module=cls)
     return cls

@@ -5,6 +5,7 @@ recipe of its row; the optimizer's no-decay keys match the backbones' parameter 
 import contextlib
 import copy
 import functools
+import glob
 import json
 import logging
 import os.path as osp
@@ -301,3 +302,31 @@ def test_custom_imports_registers_backbone_in_mmdet_base(tmp_path):
     lines = result.stdout.strip().splitlines()
     assert 'without:' in lines[-2] and 'FocalNet is not in the mmdet::model registry' in lines[-2]
     assert lines[-1] == 'with: FocalNet'
+
+
+# Focal Transformer variants (paper Table 1; L: Swin-L's widths) with the detection and
+# segmentation windows of the paper; each config's recipe adds drop_path_rate, out_indices
+# and the checkpoint.
+FOCAL_TRANSFORMER_VARIANTS = {
+    't': dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
+    's': dict(embed_dims=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24)),
+    'b': dict(embed_dims=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    'l': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
+}
+RECIPE_KEYS = {'drop_path_rate', 'out_indices', 'init_cfg'}
+
+
+@pytest.mark.parametrize('config', sorted(
+    osp.relpath(p, ROOT)
+    for p in glob.glob(osp.join(ROOT, 'configs', '*', '*focal_transformer_*.py'))
+    if 'demo' not in p))
+def test_focal_transformer_backbone_is_its_variant(config):
+    """The merged backbone of every Focal Transformer config: the variant of its name, the
+    paper's windows, nothing left over from the base's ResNet or Swin."""
+    variant = re.search(r'focal_transformer_([tsbl])_', config).group(1)
+    backbone = load(config).model.backbone.to_dict()
+    expected = dict(type='FocalTransformer', window_size=7, expand_size=3, focal_levels=2,
+                    focal_windows=(15, 13, 9, 7), **FOCAL_TRANSFORMER_VARIANTS[variant])
+    assert {k: v for k, v in backbone.items() if k not in RECIPE_KEYS} == expected
+    assert backbone['init_cfg']['type'] == 'Pretrained'
+    assert backbone['init_cfg']['checkpoint'] == load(config).pretrained

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from mmfocal import visualization
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
@@ -175,14 +177,14 @@ def test_focalnet_pictures_have_the_image_size(focalnet_detector, tmp_path, size
     for p in written[:-1]:
         assert cv2.imread(p).shape == (*size, 3)
     panel = cv2.imread(written[-1])
-    assert panel.shape == (len(stages) * (size[0] + visualize_focal.CAPTION),
+    assert panel.shape == (len(stages) * (size[0] + visualization.CAPTION),
                            size[1] * (levels + 3), 3)
 
 
 def test_focalnet_maps_follow_the_image(focalnet_detector):
     """A gate map of the padded input is cropped to the resized image, then resized."""
     grid = torch.arange(12.).view(3, 4)  # tokens of a 96x128 input at stride 32
-    out = visualize_focal.to_image_grid(grid, (96, 128), (64, 128), (32, 64))
+    out = visualization.to_image_grid(grid, (96, 128), (64, 128), (32, 64))
     assert out.shape == (32, 64)
     assert out[0, 0] < out[-1, -1] and out[-1, -1] < grid[2, 3]  # last row is cut off
 
@@ -190,7 +192,7 @@ def test_focalnet_maps_follow_the_image(focalnet_detector):
 def test_focalnet_bad_block(focalnet_detector, tmp_path):
     model, scope = focalnet_detector
     with pytest.raises(ValueError, match='--block must be in -1..0'):
-        visualize_focal.capture_focalnet(model, scope, np.zeros((64, 64, 3), np.uint8), [3], 1)
+        visualization.capture_focalnet(model.backbone, None, (64, 64), [3], 1)
 
 
 def test_focalnet_segmentor_pictures(tmp_path):
@@ -205,9 +207,9 @@ def test_focalnet_segmentor_pictures(tmp_path):
 def test_focal_transformer_tables(tmp_path):
     written = visualize_focal.main([SEG_CONFIG, 'none', '--out-dir', str(tmp_path)])
     model, _ = visualize_focal.build_model(SEG_CONFIG, 'none', 'cpu')
-    tables = visualize_focal.bias_tables(model.backbone)
+    tables = visualization.bias_tables(model.backbone)
     heads, windows = (1, 2, 4, 8), (15, 13, 9, 7)
-    tile = visualize_focal.TILE + 8
+    tile = visualization.TILE + 8
     for stage in range(4):
         chosen = tables[(stage, max(b for s, b in tables if s == stage))]
         assert chosen['window'].shape == (heads[stage], 13, 13)
@@ -219,8 +221,8 @@ def test_focal_transformer_tables(tmp_path):
         local = attn.relative_position_bias_table.detach().numpy()
         np.testing.assert_array_equal(chosen['window'][0, 1], local[13:26, 0])
         assert cv2.imread(written[stage]).shape == (
-            heads[stage] * (tile + visualize_focal.CAPTION), 2 * tile, 3)
-    assert cv2.imread(written[-1]).shape == (4 * (tile + visualize_focal.CAPTION), 8 * tile, 3)
+            heads[stage] * (tile + visualization.CAPTION), 2 * tile, 3)
+    assert cv2.imread(written[-1]).shape == (4 * (tile + visualization.CAPTION), 8 * tile, 3)
 
 
 def test_focal_transformer_stage_choice_and_bad_input(tmp_path):

@@ -19,7 +19,6 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmfocal.engine import use_resumable_checkpoints
-from mmfocal.models.checkpoint import allow_mmengine_checkpoints
 from mmfocal.registry import toolbox_of
 
 
@@ -104,8 +103,8 @@ def load_config(args) -> Config:
 
 
 def build_runner(cfg: Config) -> Runner:
-    """The runner of ``cfg``, able to read mmengine's checkpoints, on gloo without CUDA."""
-    allow_mmengine_checkpoints()
+    """The runner of ``cfg`` (``import mmfocal`` lets it read mmengine's checkpoints), on
+    gloo without CUDA."""
     init_cpu_distributed(cfg, cfg.launcher)
     return Runner.from_cfg(cfg)
 

@@ -69,3 +69,6 @@ default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
 randomness = dict(seed=0)
+# Gates and modulators of stages 1..3 over the first validation image, every 80 iterations
+# (10 times per run), in the visualizer's backends (work_dirs/.../vis_data/vis_image).
+custom_hooks = [dict(type='FocalMapsHook', interval=80, stages=[1, 2, 3])]

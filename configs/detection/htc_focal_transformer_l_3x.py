@@ -2,22 +2,18 @@
 # data/coco/stuffthingmaps/), multi-scale training (short side 400..1400, long side at most
 # 1600), soft-NMS at test time. InstaBoost, also part of HTC++, is left out: mmdet's
 # InstaBoost transform needs the separate `instaboostfast` package.
-_base_ = 'mmdet::htc/htc_r50_fpn_1x_coco.py'
+_base_ = [
+    'mmdet::htc/htc_r50_fpn_1x_coco.py',
+    '../_base_/models/focal_transformer_l.py'
+]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 # Focal-L ImageNet-22K weights were not released: put your own checkpoint there.
 pretrained = 'checkpoints/focal-large-in22k.pth'
 model = dict(
     backbone=dict(
+        _base_.focal_transformer_l,
         _delete_=True,
-        type='FocalTransformer',
-        embed_dims=192,
-        depths=(2, 2, 18, 2),
-        num_heads=(6, 12, 24, 48),
-        window_size=7,
-        expand_size=3,
-        focal_levels=2,
-        focal_windows=(15, 13, 9, 7),
         drop_path_rate=0.3,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=[192, 384, 768, 1536]),

@@ -3,7 +3,8 @@ _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     '../_base_/datasets/coco_detection_ms_crop.py',
     '../_base_/schedules/det_adamw_3x.py',
-    'mmdet::_base_/default_runtime.py'
+    'mmdet::_base_/default_runtime.py',
+    '../_base_/models/focal_transformer_t.py'
 ]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
@@ -11,15 +12,8 @@ custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 pretrained = 'checkpoints/focal-tiny-is224-ws7.pth'
 model = dict(
     backbone=dict(
+        _base_.focal_transformer_t,
         _delete_=True,
-        type='FocalTransformer',
-        embed_dims=96,
-        depths=(2, 2, 6, 2),
-        num_heads=(3, 6, 12, 24),
-        window_size=7,
-        expand_size=3,
-        focal_levels=2,
-        focal_windows=(15, 13, 9, 7),
         drop_path_rate=0.2,
         out_indices=(1, 2, 3),
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),

@@ -1,21 +1,17 @@
 # Focal-T Sparse R-CNN 3x: 300 proposals, multi-scale + crop training,
 # AdamW lr 2.5e-5, weight decay 1e-4, gradient clipping 1.0 (mmdet's recipe).
-_base_ = 'mmdet::sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py'
+_base_ = [
+    'mmdet::sparse_rcnn/sparse-rcnn_r50_fpn_300-proposals_crop-ms-480-800-3x_coco.py',
+    '../_base_/models/focal_transformer_t.py'
+]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 # ImageNet-1K weights from the authors' release (see the README).
 pretrained = 'checkpoints/focal-tiny-is224-ws7.pth'
 model = dict(
     backbone=dict(
+        _base_.focal_transformer_t,
         _delete_=True,
-        type='FocalTransformer',
-        embed_dims=96,
-        depths=(2, 2, 6, 2),
-        num_heads=(3, 6, 12, 24),
-        window_size=7,
-        expand_size=3,
-        focal_levels=2,
-        focal_windows=(15, 13, 9, 7),
         drop_path_rate=0.2,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=[96, 192, 384, 768]))

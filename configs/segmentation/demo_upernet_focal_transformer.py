@@ -63,3 +63,7 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
 randomness = dict(seed=0)
+# The backbone's pictures (Focal Transformer: position-bias tables; FocalNet: gates and
+# modulator over the first validation image) every 300 iterations, in the visualizer's
+# backends (work_dirs/.../vis_data/vis_image).
+custom_hooks = [dict(type='FocalMapsHook', interval=300)]

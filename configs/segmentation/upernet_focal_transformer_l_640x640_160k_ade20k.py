@@ -3,7 +3,8 @@ _base_ = [
     'mmseg::_base_/models/upernet_swin.py',
     '../_base_/datasets/ade20k_640x640.py',
     'mmseg::_base_/default_runtime.py',
-    '../_base_/schedules/seg_adamw_160k.py'
+    '../_base_/schedules/seg_adamw_160k.py',
+    '../_base_/models/focal_transformer_l.py'
 ]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
@@ -15,15 +16,8 @@ model = dict(
     pretrained=None,
     data_preprocessor=data_preprocessor,
     backbone=dict(
+        _base_.focal_transformer_l,
         _delete_=True,
-        type='FocalTransformer',
-        embed_dims=192,
-        depths=(2, 2, 18, 2),
-        num_heads=(6, 12, 24, 48),
-        window_size=7,
-        expand_size=3,
-        focal_levels=2,
-        focal_windows=(15, 13, 9, 7),
         drop_path_rate=0.3,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     decode_head=dict(in_channels=[192, 384, 768, 1536], num_classes=150),

@@ -84,8 +84,8 @@ class LoadReport:
 def read_checkpoint(path: str) -> dict:
     """Load a weight file: ``.safetensors`` with safetensors, anything else with
     ``torch.load(weights_only=True)``; checkpoints written by mmengine (e.g. a trained
-    detector's) are read through :func:`allow_mmengine_checkpoints`."""
-    allow_mmengine_checkpoints()
+    detector's) are read through :func:`allow_mmengine_checkpoints`, which
+    ``import mmfocal`` has called."""
     if re.match(r'^(https?|s3)://', str(path)):
         from mmengine.runner import CheckpointLoader
         return CheckpointLoader.load_checkpoint(path, map_location='cpu')
@@ -124,12 +124,23 @@ def _statistics_method(owner, name):
         'HistoryBuffer statistics methods are allowed')
 
 
+_ALLOWED = False
+
+
 def allow_mmengine_checkpoints() -> None:
     """Let ``torch.load(weights_only=True)`` (torch >= 2.6's default) read the checkpoints
     mmengine writes (resume state, message hub logs) by allow-listing exactly the
     globals they hold beside tensors: the message hub's ``HistoryBuffer`` and the numpy
     arrays and scalars inside it, ``collections.Counter`` (scheduler milestones),
-    ``_codecs.encode`` (bytes) and a ``getattr`` restricted to ``HistoryBuffer``."""
+    ``_codecs.encode`` (bytes) and a ``getattr`` restricted to ``HistoryBuffer``.
+
+    ``import mmfocal`` calls it, so every entry point that imports mmfocal through a
+    config's ``custom_imports`` (mmdet's and mmseg's inferencers and tools) reads these
+    checkpoints. Calling it again does nothing."""
+    global _ALLOWED
+    if _ALLOWED:
+        return
+    _ALLOWED = True
     import numpy as np
     from mmengine.logging import HistoryBuffer
     multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray

@@ -1,0 +1,257 @@
+"""Checkpoints trained by tools/train.py in the toolboxes' own entry points.
+
+Each entry point runs in a fresh interpreter that never imports mmfocal itself: the config's
+``custom_imports`` does, as it does for a user. mmdet's and mmseg's tools are the copies
+installed in their packages (``.mim/tools``). torch loads with ``weights_only=True``.
+"""
+import glob
+import importlib
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PYTHON = sys.executable
+DET_CONFIG = osp.join(ROOT, 'configs/detection/demo_mask_rcnn_focalnet.py')
+SEG_CONFIG = osp.join(ROOT, 'configs/segmentation/demo_upernet_focal_transformer.py')
+NUM_VAL = 2
+
+pytestmark = pytest.mark.slow
+
+
+def run(args, cwd=ROOT, timeout=900):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env=env)
+    if result.returncode:
+        pytest.fail(f'{" ".join(args)}\nexited with {result.returncode}\n'
+                    f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
+                    pytrace=False)
+    return result.stdout + result.stderr
+
+
+def run_python(code, cwd):
+    """``code`` in a fresh interpreter, after checking that mmfocal is not imported; returns
+    what the code printed on lines starting with 'RESULT '."""
+    prelude = 'import sys\nassert "mmfocal" not in sys.modules\n'
+    out = run([PYTHON, '-c', prelude + textwrap.dedent(code)], cwd=cwd)
+    return '\n'.join(line[len('RESULT '):] for line in out.splitlines()
+                     if line.startswith('RESULT '))
+
+
+def toolbox_tool(toolbox, name):
+    """The copy of ``tools/NAME`` installed in the toolbox's package."""
+    package = osp.dirname(importlib.import_module(toolbox).__file__)
+    return osp.join(package, '.mim', 'tools', name)
+
+
+def det_options(data):
+    root = osp.join(data, 'coco') + '/'
+    ann = root + 'annotations/instances_val2017.json'
+    return [f'{split}_dataloader.dataset.data_root={root}'
+            for split in ('train', 'val', 'test')] + [
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+        'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1']
+
+
+def seg_options(data):
+    root = osp.join(data, 'ade', 'ADEChallengeData2016')
+    return [f'{split}_dataloader.dataset.data_root={root}'
+            for split in ('train', 'val', 'test')] + [
+        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+        'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
+        'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1']
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('demo_data'))
+    run([PYTHON, 'tools/dataset_converters/make_demo_data.py', '--out', out,
+         '--num-train', '8', '--num-val', str(NUM_VAL), '--size', '96'])
+    return out
+
+
+@pytest.fixture(scope='module')
+def det_run(data, tmp_path_factory):
+    """One epoch (one iteration of 8 images) of the demo detector with mmfocal's train.py."""
+    work_dir = str(tmp_path_factory.mktemp('det_run'))
+    run([PYTHON, 'tools/train.py', DET_CONFIG, '--work-dir', work_dir, '--cfg-options',
+         *det_options(data), 'train_cfg.max_epochs=1', 'train_cfg.val_interval=100'])
+    return work_dir, osp.join(work_dir, 'epoch_1.pth')
+
+
+@pytest.fixture(scope='module')
+def seg_run(data, tmp_path_factory):
+    """Two iterations of the demo segmentor with mmfocal's train.py."""
+    work_dir = str(tmp_path_factory.mktemp('seg_run'))
+    run([PYTHON, 'tools/train.py', SEG_CONFIG, '--work-dir', work_dir, '--cfg-options',
+         *seg_options(data)])
+    return work_dir, osp.join(work_dir, 'iter_2.pth')
+
+
+def val_images(data, task):
+    pattern = {'det': 'coco/val2017/*.jpg',
+               'seg': 'ade/ADEChallengeData2016/images/validation/*.jpg'}[task]
+    images = sorted(glob.glob(osp.join(data, pattern)))
+    assert len(images) == NUM_VAL
+    return images
+
+
+def test_checkpoint_needs_the_allow_list(det_run):
+    """The checkpoint holds mmengine's HistoryBuffer: plain torch.load refuses it until
+    mmfocal is imported (in a fresh interpreter, so nothing was allow-listed before)."""
+    _, checkpoint = det_run
+    out = run_python(f'''
+        import pickle, torch
+        try:
+            torch.load({checkpoint!r}, map_location='cpu')
+        except pickle.UnpicklingError as exc:
+            print('RESULT refused:', 'HistoryBuffer' in str(exc))
+        import mmfocal
+        ckpt = torch.load({checkpoint!r}, map_location='cpu', weights_only=True)
+        print('RESULT loaded', type(ckpt['message_hub']['log_scalars']['train/loss']).__name__)
+    ''', ROOT)
+    assert 'refused: True' in out and 'loaded HistoryBuffer' in out
+
+
+def test_import_allows_exactly_the_mmengine_globals_once():
+    out = run_python('''
+        import mmdet.models, mmseg.models, mmengine.runner, torch  # what mmfocal imports
+        before = set(torch.serialization.get_safe_globals())
+        import mmfocal
+        after = torch.serialization.get_safe_globals()
+        mmfocal.allow_mmengine_checkpoints()
+        assert torch.serialization.get_safe_globals() == after
+        names = sorted(getattr(g[0] if isinstance(g, tuple) else g, '__name__', str(g))
+                       for g in set(after) - before)
+        print('RESULT', names)
+    ''', ROOT)
+    names = eval(out)
+    assert names == sorted([
+        'HistoryBuffer', 'ndarray', 'dtype', '_reconstruct', 'scalar', 'Counter', 'encode',
+        '_statistics_method', 'Float64DType', 'Float32DType', 'Int64DType', 'Int32DType',
+        'BoolDType'])
+
+
+def test_det_inferencer(det_run, data, tmp_path):
+    _, checkpoint = det_run
+    image = val_images(data, 'det')[0]
+    out = run_python(f'''
+        import json
+        from mmdet.apis import DetInferencer
+        inferencer = DetInferencer(model={DET_CONFIG!r}, weights={checkpoint!r}, device='cpu')
+        result = inferencer({image!r}, out_dir={str(tmp_path)!r}, no_save_pred=False)
+        print('RESULT', json.dumps(dict(n=len(result['predictions']),
+                              keys=sorted(result['predictions'][0]))))
+    ''', ROOT)
+    result = json.loads(out)
+    assert result['n'] == 1 and {'bboxes', 'labels', 'scores'} <= set(result['keys'])
+    stem = osp.splitext(osp.basename(image))[0]
+    assert osp.isfile(tmp_path / 'vis' / osp.basename(image))
+    assert osp.isfile(tmp_path / 'preds' / f'{stem}.json')
+
+
+def test_init_detector_and_inference_detector(det_run, data):
+    """The weights init_detector loads are those of the checkpoint."""
+    _, checkpoint = det_run
+    image = val_images(data, 'det')[0]
+    out = run_python(f'''
+        import torch
+        from mmdet.apis import inference_detector, init_detector
+        model = init_detector({DET_CONFIG!r}, {checkpoint!r}, device='cpu')
+        sample = inference_detector(model, {image!r})
+        key = 'backbone.layers.0.blocks.0.modulation.f.weight'
+        print('RESULT', type(model.backbone).__name__,
+              tuple(sample.pred_instances.bboxes.shape[1:]))
+        torch.save(model.state_dict()[key], 'loaded.pt')
+    ''', osp.dirname(checkpoint))
+    assert 'FocalNet (4,)' in out
+    from mmfocal.models.checkpoint import read_checkpoint
+    expected = read_checkpoint(checkpoint)['state_dict'][
+        'backbone.layers.0.blocks.0.modulation.f.weight']
+    loaded = torch.load(osp.join(osp.dirname(checkpoint), 'loaded.pt'), weights_only=True)
+    torch.testing.assert_close(loaded, expected)
+
+
+def test_mmdet_test_py(det_run, data, tmp_path):
+    _, checkpoint = det_run
+    run([PYTHON, toolbox_tool('mmdet', 'test.py'), DET_CONFIG, checkpoint, '--work-dir',
+         str(tmp_path), '--cfg-options', *det_options(data)])
+    (log, ) = glob.glob(str(tmp_path / '*' / '*.json'))
+    with open(log) as f:
+        metrics = json.loads(f.read().strip().splitlines()[-1])
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert 0 <= metrics[key] <= 1
+
+
+def test_mmdet_train_py_resume(det_run, data, tmp_path):
+    """mmdet's train.py --resume continues the run of mmfocal's train.py at epoch 2."""
+    work_dir, _ = det_run
+    resumed = str(tmp_path / 'resumed')
+    os.makedirs(resumed)
+    for name in ('epoch_1.pth', 'last_checkpoint'):
+        with open(osp.join(work_dir, name), 'rb') as f:
+            content = f.read()
+        if name == 'last_checkpoint':
+            content = osp.join(resumed, 'epoch_1.pth').encode()
+        with open(osp.join(resumed, name), 'wb') as f:
+            f.write(content)
+    log = run([PYTHON, toolbox_tool('mmdet', 'train.py'), DET_CONFIG, '--work-dir', resumed,
+               '--resume', '--cfg-options', *det_options(data), 'train_cfg.max_epochs=2',
+               'train_cfg.val_interval=100'])
+    assert 'resumed epoch: 1, iter: 1' in log
+    assert 'Epoch(train) [2][1/1]' in log and 'Epoch(train) [1][' not in log
+    from mmfocal.models.checkpoint import read_checkpoint
+    second = read_checkpoint(osp.join(resumed, 'epoch_2.pth'))
+    assert (second['meta']['epoch'], second['meta']['iter']) == (2, 2)
+
+
+def test_mmseg_inferencer(seg_run, data, tmp_path):
+    _, checkpoint = seg_run
+    image = val_images(data, 'seg')[0]
+    out = run_python(f'''
+        from mmseg.apis import MMSegInferencer
+        inferencer = MMSegInferencer(model={SEG_CONFIG!r}, weights={checkpoint!r},
+                                     device='cpu')
+        result = inferencer({image!r}, out_dir={str(tmp_path)!r}, return_datasamples=True)
+        print('RESULT', type(inferencer.model.backbone).__name__,
+              tuple(result.pred_sem_seg.data.shape))
+    ''', ROOT)
+    import cv2
+    height, width = cv2.imread(image).shape[:2]
+    assert f'FocalTransformer (1, {height}, {width})' in out
+    assert osp.isfile(tmp_path / 'vis' / osp.basename(image))
+
+
+def test_mmseg_test_py(seg_run, data, tmp_path):
+    _, checkpoint = seg_run
+    run([PYTHON, toolbox_tool('mmseg', 'test.py'), SEG_CONFIG, checkpoint, '--work-dir',
+         str(tmp_path), '--cfg-options', *seg_options(data)])
+    (log, ) = glob.glob(str(tmp_path / '*' / '*.json'))
+    with open(log) as f:
+        metrics = json.loads(f.read().strip().splitlines()[-1])
+    assert 0 <= metrics['mIoU'] <= 100 and 0 < metrics['aAcc'] <= 100
+
+
+def test_demo_trainings_draw_the_backbone(det_run, seg_run):
+    """The demo configs turn FocalMapsHook on: at the last iteration of each short run, the
+    pictures are in the visualizer's local backend."""
+    drawn = {}
+    for task, (work_dir, _) in (('det', det_run), ('seg', seg_run)):
+        drawn[task] = sorted(osp.basename(p) for p in glob.glob(
+            osp.join(work_dir, '*', 'vis_data', 'vis_image', '*.png')))
+    assert drawn['det'] == ['focalnet_maps_1.png']
+    assert drawn['seg'] == sorted([f'focal_transformer_stage{i}_2.png' for i in range(4)] +
+                                  ['focal_transformer_heads_2.png'])

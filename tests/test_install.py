@@ -1,0 +1,100 @@
+"""``pip install .`` (not editable) into a fresh virtual environment that already has torch,
+mmcv, mmdet and mmseg: ``import mmfocal`` registers both backbones and the configs of the
+clone build and run with the installed package.
+
+The new environment sees the packages of the one running the tests through a ``.pth`` line
+(a plain path: the ``.pth`` files there, such as an editable mmfocal's, are not processed),
+and pip installs without dependencies, index or build isolation: nothing is downloaded.
+"""
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+pytestmark = pytest.mark.slow
+
+
+def run(args, cwd, env):
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=900)
+    if result.returncode:
+        pytest.fail(f'{" ".join(args)}\nexited with {result.returncode}\n'
+                    f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
+                    pytrace=False)
+    return result.stdout
+
+
+@pytest.fixture(scope='module')
+def installed(tmp_path_factory):
+    """(python of the new environment, the clone it was installed from, environment vars)."""
+    tmp = tmp_path_factory.mktemp('install')
+    clone = str(tmp / 'clone')
+    files = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others',
+                            '--exclude-standard'], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split('\0')
+    for rel in filter(None, files):
+        if osp.isfile(osp.join(ROOT, rel)):
+            os.makedirs(osp.dirname(osp.join(clone, rel)), exist_ok=True)
+            shutil.copy2(osp.join(ROOT, rel), osp.join(clone, rel))
+    venv = str(tmp / 'venv')
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    env.update(PIP_NO_INDEX='1', PIP_DISABLE_PIP_VERSION_CHECK='1')
+    run([sys.executable, '-m', 'venv', venv], cwd=str(tmp), env=env)
+    python = osp.join(venv, 'bin', 'python')
+    site = run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+               cwd=str(tmp), env=env).strip()
+    parent = {sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']}
+    with open(osp.join(site, 'toolboxes.pth'), 'w') as f:
+        f.write('\n'.join(sorted(parent)) + '\n')
+    run([python, '-m', 'pip', 'install', '--no-deps', '--no-build-isolation',
+         '--ignore-installed', '.'], cwd=clone, env=env)
+    return python, clone, env, site
+
+
+def test_import_registers_both_backbones(installed, tmp_path):
+    python, _, env, site = installed
+    out = run([python, '-c', textwrap.dedent('''
+        import mmfocal
+        from mmdet.registry import MODELS as DET
+        from mmseg.registry import MODELS as SEG
+        from mmengine.registry import HOOKS
+        print(mmfocal.__file__)
+        print([r.get(n).__module__ for r in (DET, SEG)
+               for n in ('FocalNet', 'FocalTransformer')])
+        print(HOOKS.get('FocalMapsHook').__module__)
+    ''')], cwd=str(tmp_path), env=env).splitlines()
+    assert out[0] == osp.join(site, 'mmfocal', '__init__.py')  # the installed copy
+    assert out[1] == str(['mmfocal.models.backbones.focalnet',
+                          'mmfocal.models.backbones.focal_transformer'] * 2)
+    assert out[2] == 'mmfocal.visualization'
+
+
+@pytest.mark.parametrize('config, task', [
+    ('configs/detection/demo_mask_rcnn_focalnet.py', 'mmdet'),
+    ('configs/segmentation/demo_upernet_focal_transformer.py', 'mmseg'),
+])
+def test_clone_configs_run_with_the_installed_package(installed, tmp_path, config, task):
+    """The config's custom_imports finds the installed mmfocal; its model runs a forward."""
+    python, clone, env, site = installed
+    out = run([python, '-c', textwrap.dedent(f'''
+        import sys, torch
+        from mmengine.config import Config
+        from mmengine.registry import init_default_scope
+        from {task}.registry import MODELS
+        cfg = Config.fromfile({osp.join(clone, config)!r})
+        print(sys.modules['mmfocal'].__file__)
+        init_default_scope(cfg.default_scope)
+        model = MODELS.build(cfg.model).eval()
+        with torch.no_grad():
+            feats = model.backbone(torch.randn(1, 3, 64, 96))
+        print([tuple(f.shape) for f in feats])
+    ''')], cwd=str(tmp_path), env=env).splitlines()
+    assert out[0] == osp.join(site, 'mmfocal', '__init__.py')
+    assert out[1] == str([(1, 32 * 2**i, 16 // 2**i, 24 // 2**i) for i in range(4)])

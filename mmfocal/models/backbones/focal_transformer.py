@@ -42,16 +42,17 @@ def neighbour_offsets(window: int, expand: int) -> Tuple[torch.Tensor, torch.Ten
     holds the token at (r, c) + (e, e), (e, -e), (-e, e), (-e, -e) (e = ``expand``), in that
     order; of each copy the w^2 positions (raster order) are kept except the block whose
     token lies inside the window. 4 * (w^2 - (w - e)^2) slots (132 for w = 7, e = 3), of
-    which some address the same token twice.
+    which some address the same token twice. Built from Python ints (no data-dependent
+    shapes) so that it traces under ``torch.compile`` and ``torch.export``.
     """
-    r, c = torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij')
-    r, c = r.flatten(), c.flatten()
     dys, dxs = [], []
     for oy, ox in ((expand, expand), (expand, -expand), (-expand, expand), (-expand, -expand)):
-        inside = (r + oy >= 0) & (r + oy < window) & (c + ox >= 0) & (c + ox < window)
-        dys.append(r[~inside] + oy)
-        dxs.append(c[~inside] + ox)
-    return torch.cat(dys), torch.cat(dxs)
+        for r in range(window):
+            for c in range(window):
+                if not (0 <= r + oy < window and 0 <= c + ox < window):
+                    dys.append(r + oy)
+                    dxs.append(c + ox)
+    return torch.tensor(dys), torch.tensor(dxs)
 
 
 def relative_position_index(window: int, region: int) -> torch.Tensor:
@@ -272,9 +273,12 @@ class FocalTransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, height, width, _ = x.shape
-        layout = key_layout(height, width, self.window_size, self.expand_size,
-                            self.focal_window, self.pooled_levels, self.wrap_neighbors,
-                            x.device)
+        # traced code (torch.compile, torch.export) computes the layout in its graph: the
+        # cache must not keep the tracer's fake tensors
+        layout_of = key_layout.__wrapped__ if torch.compiler.is_compiling() else key_layout
+        layout = layout_of(height, width, self.window_size, self.expand_size,
+                           self.focal_window, self.pooled_levels, self.wrap_neighbors,
+                           x.device)
         y = self.norm1(x)
         y = self.attn(y, [self.pool(y, k) for k in range(self.pooled_levels)], layout)
         x = x + self.drop_path(y if self.gamma_1 is None else self.gamma_1 * y)

@@ -137,6 +137,49 @@ def key_layout(height: int, width: int, window: int, expand: int, focal_window: 
 # ----------------------------------------------------------------------------- modules
 
 
+class GatheredAttention(torch.autograd.Function):
+    """softmax(q k^T * scale + mask) v with every window's keys gathered from a token table.
+
+    Forward: k, v = ``table[:, :, :, key_index]``; saved for backward are q, the table and
+    the probabilities only (not the gathered keys and values, which are gathered again), and
+    the gradients of k and v go back to the table with one ``index_add_`` (the gradient of
+    advanced indexing, ``index_put_`` with accumulation, is several times slower on CPU).
+
+    q: (B, nH, nW, A, d); table: (2, B, nH, T, d) keys and values of the T tokens;
+    key_index: (nW * N,); mask: (nH, nW, A, N) -> (B, nH, nW, A, d).
+    """
+
+    @staticmethod
+    def gather(table: torch.Tensor, key_index: torch.Tensor, num_windows: int):
+        kv = table.index_select(3, key_index)
+        return kv.view(*kv.shape[:3], num_windows, -1, kv.shape[-1]).unbind(0)
+
+    @staticmethod
+    def forward(ctx, q, table, key_index, mask, scale: float):
+        k, v = GatheredAttention.gather(table, key_index, q.shape[2])
+        attn = torch.matmul(q, k.transpose(-2, -1)).mul_(scale).add_(mask).softmax(-1)
+        ctx.save_for_backward(q, table, key_index, attn)
+        ctx.scale = scale
+        return torch.matmul(attn, v)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, table, key_index, attn = ctx.saved_tensors
+        k, v = GatheredAttention.gather(table, key_index, q.shape[2])
+        grad_v = torch.matmul(attn.transpose(-2, -1), grad_out)
+        grad_s = torch.matmul(grad_out, v.transpose(-2, -1))  # d loss / d attn
+        grad_s.sub_((grad_s * attn).sum(-1, keepdim=True)).mul_(attn)  # through softmax
+        grad_mask = grad_s.sum(0) if ctx.needs_input_grad[3] else None
+        grad_s.mul_(ctx.scale)
+        grad_q = torch.matmul(grad_s, k)
+        grad_k = torch.matmul(grad_s.transpose(-2, -1), q)
+        grad_kv = torch.stack([grad_k, grad_v]).flatten(3, 4)
+        grad_table = torch.zeros_like(table).index_add_(3, key_index, grad_kv)
+        return grad_q, grad_table, None, grad_mask, None
+
+
+
+
 class FocalAttention(nn.Module):
     """Focal self-attention of every window; (B, H, W, C) + pooled maps -> (B, H, W, C).
 
@@ -204,13 +247,21 @@ class FocalAttention(nn.Module):
         qkv = self.qkv(tokens).view(batch, tokens.shape[1], 3, heads, dims // heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
         windows = heads * layout.num_windows  # (head, window) pairs
-        q = qkv[0][:, :, layout.query_index].reshape(batch, windows, area, -1)
-        k, v = qkv[1:, :, :, layout.key_index].reshape(2, batch, windows, -1, dims // heads)
+        q = qkv[0][:, :, layout.query_index].reshape(batch, heads, layout.num_windows, area, -1)
         # (nH, nW, w^2, N): position bias + key mask, the same for every image
         mask = self.position_bias(layout.with_neighbours)[:, None] + layout.key_mask[:, None]
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask.view(1, windows, area, -1).to(q.dtype),
-            dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
+        mask = mask.to(q.dtype)
+        attn_drop = self.attn_drop if self.training else 0.
+        if torch.is_grad_enabled() and not attn_drop:
+            out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, mask,
+                                          self.scale)
+        else:
+            k, v = qkv[1:, :, :, layout.key_index].reshape(2, batch, windows, -1,
+                                                          dims // heads)
+            out = F.scaled_dot_product_attention(
+                q.view(batch, windows, area, -1), k, v,
+                attn_mask=mask.view(1, windows, area, -1), dropout_p=attn_drop,
+                scale=self.scale)
         out = out.view(batch, heads, -1, dims // heads).transpose(1, 2)[:, layout.token_index]
         return self.proj_drop(self.proj(out.reshape(batch, height, width, dims)))
 

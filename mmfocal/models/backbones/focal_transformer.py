@@ -14,7 +14,9 @@ and 3. with ``unfold``. Here both are one index gather: for every feature size, 
 of all keys of every window in a table of fine + pooled tokens, and an additive mask for
 keys that do not exist, are computed once and cached (:func:`key_layout`); a block then
 runs one ``qkv`` projection, one gather and one fused
-``F.scaled_dot_product_attention`` whose additive mask holds the position biases.
+``F.scaled_dot_product_attention`` whose additive mask holds the position biases. When
+gradients are needed the attention is :class:`GatheredAttention`, which keeps less for the
+backward pass and sends the key/value gradients back to the token table with ``index_add_``.
 """
 import functools
 from typing import List, NamedTuple, Sequence, Tuple, Union
@@ -178,8 +180,6 @@ class GatheredAttention(torch.autograd.Function):
         return grad_q, grad_table, None, grad_mask, None
 
 
-
-
 class FocalAttention(nn.Module):
     """Focal self-attention of every window; (B, H, W, C) + pooled maps -> (B, H, W, C).
 
@@ -247,7 +247,7 @@ class FocalAttention(nn.Module):
         qkv = self.qkv(tokens).view(batch, tokens.shape[1], 3, heads, dims // heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
         windows = heads * layout.num_windows  # (head, window) pairs
-        q = qkv[0][:, :, layout.query_index].reshape(batch, heads, layout.num_windows, area, -1)
+        q = qkv[0][:, :, layout.query_index].view(batch, heads, layout.num_windows, area, -1)
         # (nH, nW, w^2, N): position bias + key mask, the same for every image
         mask = self.position_bias(layout.with_neighbours)[:, None] + layout.key_mask[:, None]
         mask = mask.to(q.dtype)
@@ -256,8 +256,8 @@ class FocalAttention(nn.Module):
             out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, mask,
                                           self.scale)
         else:
-            k, v = qkv[1:, :, :, layout.key_index].reshape(2, batch, windows, -1,
-                                                          dims // heads)
+            k, v = qkv[1:, :, :, layout.key_index].reshape(
+                2, batch, windows, -1, dims // heads)
             out = F.scaled_dot_product_attention(
                 q.view(batch, windows, area, -1), k, v,
                 attn_mask=mask.view(1, windows, area, -1), dropout_p=attn_drop,

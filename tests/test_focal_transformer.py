@@ -556,10 +556,11 @@ def test_gathered_attention_gradcheck():
     table = torch.randn(2, batch, heads, tokens, dims, dtype=torch.float64)
     key_index = torch.randint(tokens, (windows * keys, ))
     key_index[:2] = 3  # the same token twice
-    mask = torch.randn(heads, windows, area, keys, dtype=torch.float64)
-    mask[:, :, :, -1] = float('-inf')
+    key_mask = torch.zeros(windows, 1, keys, dtype=torch.float64)
+    key_mask[1, :, -2:] = float('-inf')
     inputs = [t.requires_grad_() for t in (q, table)]
-    bias = mask.clone().requires_grad_()
+    bias = torch.randn(heads, area, keys, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda q, table, bias: GatheredAttention.apply(q, table, key_index, bias, 0.7),
+        lambda q, table, bias: GatheredAttention.apply(q, table, key_index, bias, key_mask,
+                                                       0.7),
         (*inputs, bias))

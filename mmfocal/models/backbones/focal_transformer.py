@@ -140,16 +140,26 @@ def key_layout(height: int, width: int, window: int, expand: int, focal_window: 
 
 
 class GatheredAttention(torch.autograd.Function):
-    """softmax(q k^T * scale + mask) v with every window's keys gathered from a token table.
+    """softmax(q k^T * scale + bias + key_mask) v, every window's keys gathered from a table.
 
-    Forward: k, v = ``table[:, :, :, key_index]``; saved for backward are q, the table and
-    the probabilities only (not the gathered keys and values, which are gathered again), and
-    the gradients of k and v go back to the table with one ``index_add_`` (the gradient of
-    advanced indexing, ``index_put_`` with accumulation, is several times slower on CPU).
+    k, v = ``table[:, :, :, key_index]``. Saved for backward are q, the table, the output and
+    the log-sum-exp of every query's scores: the gathered keys and values, the scores and
+    the probabilities are recomputed there (the probabilities alone would be N / d times
+    the size of the output), and the key/value gradients go back to the table with one
+    ``index_add_`` (the gradient of advanced indexing, ``index_put_`` with accumulation, is
+    several times slower on CPU). The additive mask is never materialised per window: the
+    position bias is shared by all windows and the key mask by all query positions.
 
     q: (B, nH, nW, A, d); table: (2, B, nH, T, d) keys and values of the T tokens;
-    key_index: (nW * N,); mask: (nH, nW, A, N) -> (B, nH, nW, A, d).
+    key_index: (nW * N,); bias: (nH, A, N); key_mask: (nW, 1, N) 0 or -inf
+    -> (B, nH, nW, A, d).
     """
+
+    @staticmethod
+    def scores(q, k, bias, key_mask, scale: float) -> torch.Tensor:
+        """(B, nH, nW, A, N) scaled scores plus bias and key mask."""
+        s = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+        return s.add_(bias[:, None]).add_(key_mask)
 
     @staticmethod
     def gather(table: torch.Tensor, key_index: torch.Tensor, num_windows: int):
@@ -157,27 +167,31 @@ class GatheredAttention(torch.autograd.Function):
         return kv.view(*kv.shape[:3], num_windows, -1, kv.shape[-1]).unbind(0)
 
     @staticmethod
-    def forward(ctx, q, table, key_index, mask, scale: float):
+    def forward(ctx, q, table, key_index, bias, key_mask, scale: float):
         k, v = GatheredAttention.gather(table, key_index, q.shape[2])
-        attn = torch.matmul(q, k.transpose(-2, -1)).mul_(scale).add_(mask).softmax(-1)
-        ctx.save_for_backward(q, table, key_index, attn)
+        s = GatheredAttention.scores(q, k, bias, key_mask, scale)
+        log_sum = s.logsumexp(-1, keepdim=True)
+        out = torch.matmul(s.sub_(log_sum).exp_(), v)
+        ctx.save_for_backward(q, table, key_index, bias, key_mask, out, log_sum)
         ctx.scale = scale
-        return torch.matmul(attn, v)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, table, key_index, attn = ctx.saved_tensors
+        q, table, key_index, bias, key_mask, out, log_sum = ctx.saved_tensors
         k, v = GatheredAttention.gather(table, key_index, q.shape[2])
+        attn = GatheredAttention.scores(q, k, bias, key_mask, ctx.scale).sub_(log_sum).exp_()
         grad_v = torch.matmul(attn.transpose(-2, -1), grad_out)
         grad_s = torch.matmul(grad_out, v.transpose(-2, -1))  # d loss / d attn
-        grad_s.sub_((grad_s * attn).sum(-1, keepdim=True)).mul_(attn)  # through softmax
-        grad_mask = grad_s.sum(0) if ctx.needs_input_grad[3] else None
+        grad_s.sub_((grad_out * out).sum(-1, keepdim=True)).mul_(attn)  # through softmax
+        del attn
+        grad_bias = grad_s.sum((0, 2)) if ctx.needs_input_grad[3] else None
         grad_s.mul_(ctx.scale)
         grad_q = torch.matmul(grad_s, k)
         grad_k = torch.matmul(grad_s.transpose(-2, -1), q)
         grad_kv = torch.stack([grad_k, grad_v]).flatten(3, 4)
         grad_table = torch.zeros_like(table).index_add_(3, key_index, grad_kv)
-        return grad_q, grad_table, None, grad_mask, None
+        return grad_q, grad_table, None, grad_bias, None, None
 
 
 class FocalAttention(nn.Module):
@@ -248,14 +262,15 @@ class FocalAttention(nn.Module):
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
         windows = heads * layout.num_windows  # (head, window) pairs
         q = qkv[0][:, :, layout.query_index].view(batch, heads, layout.num_windows, area, -1)
-        # (nH, nW, w^2, N): position bias + key mask, the same for every image
-        mask = self.position_bias(layout.with_neighbours)[:, None] + layout.key_mask[:, None]
-        mask = mask.to(q.dtype)
+        bias = self.position_bias(layout.with_neighbours).to(q.dtype)  # (nH, w^2, N)
+        key_mask = layout.key_mask.to(q.dtype)[:, None]  # (nW, 1, N)
         attn_drop = self.attn_drop if self.training else 0.
         if torch.is_grad_enabled() and not attn_drop:
-            out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, mask,
-                                          self.scale)
+            out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, bias,
+                                          key_mask, self.scale)
         else:
+            # (nH, nW, w^2, N): position bias + key mask, the same for every image
+            mask = bias[:, None] + key_mask
             k, v = qkv[1:, :, :, layout.key_index].reshape(
                 2, batch, windows, -1, dims // heads)
             out = F.scaled_dot_product_attention(

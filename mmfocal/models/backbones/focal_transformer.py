@@ -14,7 +14,9 @@ and 3. with ``unfold``. Here both are one index gather: for every feature size, 
 of all keys of every window in a table of fine + pooled tokens, and an additive mask for
 keys that do not exist, are computed once and cached (:func:`key_layout`); a block then
 runs one ``qkv`` projection, one gather and one fused
-``F.scaled_dot_product_attention`` whose additive mask holds the position biases.
+``F.scaled_dot_product_attention`` whose additive mask holds the position biases. When
+gradients are needed the attention is :class:`GatheredAttention`, which keeps less for the
+backward pass and sends the key/value gradients back to the token table with ``index_add_``.
 """
 import functools
 from typing import List, NamedTuple, Sequence, Tuple, Union
@@ -44,16 +46,17 @@ def neighbour_offsets(window: int, expand: int) -> Tuple[torch.Tensor, torch.Ten
     holds the token at (r, c) + (e, e), (e, -e), (-e, e), (-e, -e) (e = ``expand``), in that
     order; of each copy the w^2 positions (raster order) are kept except the block whose
     token lies inside the window. 4 * (w^2 - (w - e)^2) slots (132 for w = 7, e = 3), of
-    which some address the same token twice.
+    which some address the same token twice. Built from Python ints (no data-dependent
+    shapes) so that it traces under ``torch.compile`` and ``torch.export``.
     """
-    r, c = torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij')
-    r, c = r.flatten(), c.flatten()
     dys, dxs = [], []
     for oy, ox in ((expand, expand), (expand, -expand), (-expand, expand), (-expand, -expand)):
-        inside = (r + oy >= 0) & (r + oy < window) & (c + ox >= 0) & (c + ox < window)
-        dys.append(r[~inside] + oy)
-        dxs.append(c[~inside] + ox)
-    return torch.cat(dys), torch.cat(dxs)
+        for r in range(window):
+            for c in range(window):
+                if not (0 <= r + oy < window and 0 <= c + ox < window):
+                    dys.append(r + oy)
+                    dxs.append(c + ox)
+    return torch.tensor(dys), torch.tensor(dxs)
 
 
 def relative_position_index(window: int, region: int) -> torch.Tensor:
@@ -138,6 +141,61 @@ def key_layout(height: int, width: int, window: int, expand: int, focal_window: 
 # ----------------------------------------------------------------------------- modules
 
 
+class GatheredAttention(torch.autograd.Function):
+    """softmax(q k^T * scale + bias + key_mask) v, every window's keys gathered from a table.
+
+    k, v = ``table[:, :, :, key_index]``. Saved for backward are q, the table, the output and
+    the log-sum-exp of every query's scores: the gathered keys and values, the scores and
+    the probabilities are recomputed there (the probabilities alone would be N / d times
+    the size of the output), and the key/value gradients go back to the table with one
+    ``index_add_`` (the gradient of advanced indexing, ``index_put_`` with accumulation, is
+    several times slower on CPU). The additive mask is never materialised per window: the
+    position bias is shared by all windows and the key mask by all query positions.
+
+    q: (B, nH, nW, A, d); table: (2, B, nH, T, d) keys and values of the T tokens;
+    key_index: (nW * N,); bias: (nH, A, N); key_mask: (nW, 1, N) 0 or -inf
+    -> (B, nH, nW, A, d).
+    """
+
+    @staticmethod
+    def scores(q, k, bias, key_mask, scale: float) -> torch.Tensor:
+        """(B, nH, nW, A, N) scaled scores plus bias and key mask."""
+        s = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+        return s.add_(bias[:, None]).add_(key_mask)
+
+    @staticmethod
+    def gather(table: torch.Tensor, key_index: torch.Tensor, num_windows: int):
+        kv = table.index_select(3, key_index)
+        return kv.view(*kv.shape[:3], num_windows, -1, kv.shape[-1]).unbind(0)
+
+    @staticmethod
+    def forward(ctx, q, table, key_index, bias, key_mask, scale: float):
+        k, v = GatheredAttention.gather(table, key_index, q.shape[2])
+        s = GatheredAttention.scores(q, k, bias, key_mask, scale)
+        log_sum = s.logsumexp(-1, keepdim=True)
+        out = torch.matmul(s.sub_(log_sum).exp_(), v)
+        ctx.save_for_backward(q, table, key_index, bias, key_mask, out, log_sum)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, table, key_index, bias, key_mask, out, log_sum = ctx.saved_tensors
+        k, v = GatheredAttention.gather(table, key_index, q.shape[2])
+        attn = GatheredAttention.scores(q, k, bias, key_mask, ctx.scale).sub_(log_sum).exp_()
+        grad_v = torch.matmul(attn.transpose(-2, -1), grad_out)
+        grad_s = torch.matmul(grad_out, v.transpose(-2, -1))  # d loss / d attn
+        grad_s.sub_((grad_out * out).sum(-1, keepdim=True)).mul_(attn)  # through softmax
+        del attn
+        grad_bias = grad_s.sum((0, 2)) if ctx.needs_input_grad[3] else None
+        grad_s.mul_(ctx.scale)
+        grad_q = torch.matmul(grad_s, k)
+        grad_k = torch.matmul(grad_s.transpose(-2, -1), q)
+        grad_kv = torch.stack([grad_k, grad_v]).flatten(3, 4)
+        grad_table = torch.zeros_like(table).index_add_(3, key_index, grad_kv)
+        return grad_q, grad_table, None, grad_bias, None, None
+
+
 class FocalAttention(nn.Module):
     """Focal self-attention of every window; (B, H, W, C) + pooled maps -> (B, H, W, C).
 
@@ -205,13 +263,22 @@ class FocalAttention(nn.Module):
         qkv = self.qkv(tokens).view(batch, tokens.shape[1], 3, heads, dims // heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
         windows = heads * layout.num_windows  # (head, window) pairs
-        q = qkv[0][:, :, layout.query_index].reshape(batch, windows, area, -1)
-        k, v = qkv[1:, :, :, layout.key_index].reshape(2, batch, windows, -1, dims // heads)
-        # (nH, nW, w^2, N): position bias + key mask, the same for every image
-        mask = self.position_bias(layout.with_neighbours)[:, None] + layout.key_mask[:, None]
-        out = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask.view(1, windows, area, -1).to(q.dtype),
-            dropout_p=self.attn_drop if self.training else 0., scale=self.scale)
+        q = qkv[0][:, :, layout.query_index].view(batch, heads, layout.num_windows, area, -1)
+        bias = self.position_bias(layout.with_neighbours).to(q.dtype)  # (nH, w^2, N)
+        key_mask = layout.key_mask.to(q.dtype)[:, None]  # (nW, 1, N)
+        attn_drop = self.attn_drop if self.training else 0.
+        if torch.is_grad_enabled() and not attn_drop:
+            out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, bias,
+                                          key_mask, self.scale)
+        else:
+            # (nH, nW, w^2, N): position bias + key mask, the same for every image
+            mask = bias[:, None] + key_mask
+            k, v = qkv[1:, :, :, layout.key_index].reshape(
+                2, batch, windows, -1, dims // heads)
+            out = F.scaled_dot_product_attention(
+                q.view(batch, windows, area, -1), k, v,
+                attn_mask=mask.view(1, windows, area, -1), dropout_p=attn_drop,
+                scale=self.scale)
         out = out.view(batch, heads, -1, dims // heads).transpose(1, 2)[:, layout.token_index]
         return self.proj_drop(self.proj(out.reshape(batch, height, width, dims)))
 
@@ -274,9 +341,12 @@ class FocalTransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, height, width, _ = x.shape
-        layout = key_layout(height, width, self.window_size, self.expand_size,
-                            self.focal_window, self.pooled_levels, self.wrap_neighbors,
-                            x.device)
+        # traced code (torch.compile, torch.export) computes the layout in its graph: the
+        # cache must not keep the tracer's fake tensors
+        layout_of = key_layout.__wrapped__ if torch.compiler.is_compiling() else key_layout
+        layout = layout_of(height, width, self.window_size, self.expand_size,
+                           self.focal_window, self.pooled_levels, self.wrap_neighbors,
+                           x.device)
         y = self.norm1(x)
         y = self.attn(y, [self.pool(y, k) for k in range(self.pooled_levels)], layout)
         x = x + self.drop_path(y if self.gamma_1 is None else self.gamma_1 * y)

@@ -263,7 +263,8 @@ class FocalAttention(nn.Module):
         qkv = self.qkv(tokens).view(batch, tokens.shape[1], 3, heads, dims // heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
         windows = heads * layout.num_windows  # (head, window) pairs
-        q = qkv[0][:, :, layout.query_index].view(batch, heads, layout.num_windows, area, -1)
+        q = qkv[0].index_select(2, layout.query_index).view(
+            batch, heads, layout.num_windows, area, -1)
         bias = self.position_bias(layout.with_neighbours).to(q.dtype)  # (nH, w^2, N)
         key_mask = layout.key_mask.to(q.dtype)[:, None]  # (nW, 1, N)
         attn_drop = self.attn_drop if self.training else 0.
@@ -279,7 +280,9 @@ class FocalAttention(nn.Module):
                 q.view(batch, windows, area, -1), k, v,
                 attn_mask=mask.view(1, windows, area, -1), dropout_p=attn_drop,
                 scale=self.scale)
-        out = out.view(batch, heads, -1, dims // heads).transpose(1, 2)[:, layout.token_index]
+        # reshape: CUDA's attention kernels may return other strides than (B, nH, L, d)
+        out = out.reshape(batch, heads, -1, dims // heads).transpose(1, 2)
+        out = out.index_select(1, layout.token_index)
         return self.proj_drop(self.proj(out.reshape(batch, height, width, dims)))
 
 

@@ -36,6 +36,7 @@ train_dataloader = dict(
                  metainfo=dict(classes=('person', 'bicycle', 'car', 'motorcycle'))))
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None
+custom_hooks = []  # the demo's FocalMapsHook draws over a validation image
 train_cfg = dict(max_epochs=2)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=1, max_keep_ckpts=1))
 """
@@ -53,6 +54,7 @@ train_dataloader = dict(  # 2 images: the pyramid pooling's BN needs more than o
     dataset=dict(data_root='{data}', pipeline=train_pipeline))
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None
+custom_hooks = []  # the demo's FocalMapsHook draws over a validation image
 train_cfg = dict(max_iters=6)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=1))
 """

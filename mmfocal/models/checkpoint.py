@@ -441,3 +441,13 @@ def load_pretrained(model: torch.nn.Module, checkpoint: str, prefix: Optional[st
     print_log(f'loaded {len(loaded)} of {len(target)} tensors of the model '
               f'{type(model).__name__} from {checkpoint}', logger=logger)
     return report
+
+
+def compare_state_dicts(state: StateDict, target: StateDict) -> List[str]:
+    """One line per key missing from ``state``, unexpected in it, or of another shape."""
+    problems = [f'missing: {k}' for k in target if k not in state]
+    problems += [f'unexpected: {k}' for k in state if k not in target]
+    problems += [f'shape: {k} {tuple(v.shape)} in the checkpoint, {tuple(target[k].shape)} '
+                 'in the model' for k, v in state.items()
+                 if k in target and v.shape != target[k].shape]
+    return problems

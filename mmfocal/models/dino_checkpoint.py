@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
-from .checkpoint import CheckpointError, read_checkpoint
+from .checkpoint import CheckpointError, compare_state_dicts, read_checkpoint
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -191,16 +191,6 @@ def _check_duplicate(state: StateDict, key: str) -> None:
             'top-level heads (dec_pred_class_embed_share / dec_pred_bbox_embed_share)')
 
 
-def compare_with_model(state: StateDict, target: StateDict) -> List[str]:
-    """One line per key missing from ``state``, unexpected in it, or of another shape."""
-    problems = [f'missing: {k}' for k in target if k not in state]
-    problems += [f'unexpected: {k}' for k in state if k not in target]
-    problems += [f'shape: {k} {tuple(v.shape)} in the checkpoint, {tuple(target[k].shape)} '
-                 'in the model' for k, v in state.items()
-                 if k in target and v.shape != target[k].shape]
-    return problems
-
-
 def convert_dino_file(src: str, class_rows: str = 'coco',
                       target: Optional[StateDict] = None,
                       model_name: str = 'the model') -> StateDict:
@@ -208,7 +198,7 @@ def convert_dino_file(src: str, class_rows: str = 'coco',
     shape must match, or :class:`CheckpointError` lists the differences."""
     state = convert_dino(model_state(read_dino_checkpoint(src)), class_rows)
     if target is not None:
-        problems = compare_with_model(state, target)
+        problems = compare_state_dicts(state, target)
         if problems:
             raise CheckpointError(
                 f'{src} does not fit {model_name} ({len(problems)} differences):\n  ' +

@@ -31,7 +31,8 @@ import torch
 
 from mmfocal.models.checkpoint import (CLASSIFIER_KEYS, SIZE_DEPENDENT_BUFFERS,
                                        CheckpointError, LoadReport, adapt_state_dict,
-                                       expected_gap, read_checkpoint, to_authors_layout,
+                                       compare_state_dicts, expected_gap, read_checkpoint,
+                                       to_authors_layout,
                                        unwrap)
 
 StateDict = Dict[str, torch.Tensor]
@@ -97,16 +98,6 @@ def build_model(config: str) -> torch.nn.Module:
     return MODELS.build(cfg.model)
 
 
-def check_whole_model(state: StateDict, target: StateDict) -> List[str]:
-    """Lines describing every key / shape that differs from the model's."""
-    problems = [f'missing: {k}' for k in target if k not in state]
-    problems += [f'unexpected: {k}' for k in state if k not in target]
-    problems += [f'shape: {k} {tuple(v.shape)} in the checkpoint, {tuple(target[k].shape)} '
-                 'in the model' for k, v in state.items()
-                 if k in target and v.shape != target[k].shape]
-    return problems
-
-
 def check_backbone(state: StateDict, target: StateDict) -> List[str]:
     """Keys the backbone cannot take; an ImageNet checkpoint may lack only the dense
     output norms, the kernels of added focal levels and the neighbour-bias tables of
@@ -124,7 +115,7 @@ def convert(src: str, dst: str, config: str = None) -> LoadReport:
         checkpoint, report=report)
     if config:
         model = build_model(config)
-        problems = (check_whole_model(state, model.state_dict()) if whole else
+        problems = (compare_state_dicts(state, model.state_dict()) if whole else
                     check_backbone(state, model.backbone.state_dict()))
         if problems:
             raise CheckpointError(

@@ -1,9 +1,14 @@
 """FocalNet backbone: shapes, options, and the function it computes against a reference."""
+import time
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from mmfocal.models.backbones.focalnet import FocalContext, FocalNet, depthwise_weight_grad
+from mmfocal.models.backbones import focalnet
+from mmfocal.models.backbones.focalnet import (FocalContext, FocalNet, aten_conv_backward,
+                                               depthwise_weight_grad, fastest,
+                                               matmul_conv_backward)
 
 LARGE = dict(use_conv_embed=True, use_postln=True, use_layerscale=True)
 VARIANTS = {
@@ -283,9 +288,46 @@ def test_depthwise_weight_grad_equals_autograd(kernel, width):
                                rtol=1e-10, atol=1e-10)
 
 
-def test_focal_context_gradcheck():
+@pytest.mark.parametrize('backward', [aten_conv_backward, matmul_conv_backward])
+@pytest.mark.parametrize('kernel', [3, 11])
+def test_conv_backward_formulations_equal_autograd(backward, kernel):
+    x = torch.randn(2, 9, 7, 5, dtype=torch.float64).permute(0, 3, 1, 2)
+    weight = torch.randn(5, 1, kernel, kernel, dtype=torch.float64)
+    grad = torch.randn(2, 9, 7, 5, dtype=torch.float64).permute(0, 3, 1, 2)
+    x.requires_grad_(), weight.requires_grad_()
+    expected = torch.autograd.grad(F.conv2d(x, weight, padding=kernel // 2, groups=5),
+                                   (x, weight), grad)
+    for got, ref in zip(backward(x.detach(), grad, weight.detach()), expected):
+        torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
+
+
+def test_fastest_keeps_the_faster_function():
+    def slow(delay):
+        time.sleep(0.02)
+
+    def quick(delay):
+        pass
+
+    assert fastest((slow, quick), 0) is quick and fastest((quick, slow), 0) is quick
+
+
+def test_conv_backward_choice_is_made_once_per_kernel_and_width(monkeypatch):
+    monkeypatch.setattr(focalnet, 'CPU_CONV_BACKWARD', {})
+    model = FocalNet(**TINY, drop_path_rate=0.)
+    for size in ((64, 48), (32, 40)):
+        sum(o.sum() for o in model(torch.randn(1, 3, *size))).backward()
+    expected = {(torch.float32, 16 * 2**i, k) for i in range(4) for k in (3, 5)}
+    assert set(focalnet.CPU_CONV_BACKWARD) == expected
+    assert set(focalnet.CPU_CONV_BACKWARD.values()) <= {aten_conv_backward,
+                                                        matmul_conv_backward}
+
+
+@pytest.mark.parametrize('backward', [aten_conv_backward, matmul_conv_backward])
+def test_focal_context_gradcheck(backward, monkeypatch):
     """The hand-written backward of the focal levels, on channels-last views of one
-    projection as the model calls it."""
+    projection as the model calls it, with either formulation of the convolutions'
+    gradients."""
+    monkeypatch.setattr(focalnet, 'depthwise_conv_backward', backward)
     torch.manual_seed(0)
     dims = 3
     projection = torch.randn(2, 6, 7, 2 * dims + 3, dtype=torch.float64, requires_grad=True)

@@ -14,15 +14,15 @@ and backward pass in ``train()`` mode (drop path 0, gradients set to None before
 step), with ``--mode infer`` a forward pass under ``torch.inference_mode``. Printed: the
 median over rounds of each model's median step time, images/s, the peak memory of a step
 (``torch.cuda.max_memory_allocated`` growth on GPU; on CPU the growth of the peak resident
-set over the built model's, the peak reset before the step, large blocks allocated by mmap
-so that freed memory leaves the resident set) and the ratios to Swin-T.
+set over the built model's during the warm-up step, the first one, since later steps reuse
+memory that malloc keeps) and the ratios to Swin-T. The process runs with the default
+allocator settings, as a training run does.
 
     python tools/analysis/benchmark.py --mode train --sizes 512x768 --batch 2
     python tools/analysis/benchmark.py --mode infer --sizes 224 --batch 8
 """
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -163,23 +163,27 @@ def measure(name, size, batch, steps, mode, device, amp):
         step = torch.autocast(device, dtype=torch.bfloat16 if device == 'cpu'
                               else torch.float16)(step)
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
-    step()  # warm-up: caches, kernels, gradient buffers
-    sync()
     if device == 'cuda':
+        step()  # warm-up: caches, kernels
+        sync()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
+        # The peak is taken in the first step: later ones reuse memory that malloc keeps
+        # from it, which the resident set no longer shows as growth.
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')  # reset the peak resident set size to the current one
         base = resident_bytes('VmRSS')
+        step()
+        peak = resident_bytes('VmHWM') - base
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
         sync()
         times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() if device == 'cuda'
-            else resident_bytes('VmHWM')) - base
+    if device == 'cuda':
+        peak = torch.cuda.max_memory_allocated() - base
     return dict(seconds=statistics.median(times), peak=peak)
 
 
@@ -201,8 +205,7 @@ def run_worker(args, name, text, batch):
            str(batch), '--mode', args.mode, '--steps', str(args.steps), '--device',
            args.device, '--threads', str(torch.get_num_threads())] + (['--amp'] if args.amp
                                                                      else [])
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f'{name} at {text} failed:\n{done.stderr[-3000:]}')
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -90,8 +90,37 @@ class PatchEmbed(nn.Module):
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 
 
+class GeluMlp(torch.autograd.Function):
+    """fc2(GELU(fc1(x))) for x (..., C), weights (C4, C) and (C, C4), returning (..., C).
+
+    Saves x and the hidden pre-activation only: the GELU output, as large, is recomputed
+    in backward, into the buffer that then takes the hidden gradient, whose GELU backward
+    runs in place. A block's largest saved tensor and one of its largest allocations are
+    gone; the arithmetic is that of autograd plus one GELU.
+    """
+
+    @staticmethod
+    def forward(fn_ctx, x, weight1, bias1, weight2, bias2):
+        pre = F.linear(x, weight1, bias1)
+        fn_ctx.save_for_backward(x, pre, weight1, weight2)
+        return F.linear(F.gelu(pre), weight2, bias2)
+
+    @staticmethod
+    def backward(fn_ctx, grad):
+        x, pre, weight1, weight2 = fn_ctx.saved_tensors
+        x, pre = x.reshape(-1, x.shape[-1]), pre.view(-1, pre.shape[-1])
+        grad_out = grad.reshape(-1, grad.shape[-1])
+        hidden = F.gelu(pre)
+        grad_weight2 = grad_out.t().mm(hidden)
+        grad_pre = torch.mm(grad_out, weight2, out=hidden)
+        torch.ops.aten.gelu_backward.grad_input(grad_pre, pre, grad_input=grad_pre)
+        grad_x = grad_pre.mm(weight1).view(grad.shape)
+        return (grad_x, grad_pre.t().mm(x), grad_pre.sum(0), grad_weight2, grad_out.sum(0))
+
+
 class Mlp(nn.Module):
-    """fc1 -> GELU -> fc2 on (..., C)."""
+    """fc1 -> GELU -> fc2 on (..., C); with gradients and without dropout or autocast, as
+    :class:`GeluMlp`."""
 
     def __init__(self, dims: int, hidden_dims: int, drop: float = 0.):
         super().__init__()
@@ -101,6 +130,10 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and not (self.training and self.drop.p) and \
+                not torch.is_autocast_enabled(x.device.type):
+            return GeluMlp.apply(x, self.fc1.weight, self.fc1.bias, self.fc2.weight,
+                                 self.fc2.bias)
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
 
 

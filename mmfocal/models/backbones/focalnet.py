@@ -5,6 +5,7 @@ which is what LayerNorm and the linear layers read. Where a convolution needs (B
 it gets a ``permute`` view of the same memory (channels-last strides), and returns its
 result in that layout, so no tensor is copied for a layout change.
 """
+import time
 from typing import Sequence, Union
 
 import torch
@@ -74,6 +75,61 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, flip: bool = False) ->
                     padding=weight.shape[-1] // 2, groups=weight.shape[0])
 
 
+def matmul_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
+    """Gradients (input (B, C, H, W), weight (C, 1, k, k)) of ``depthwise_conv(x, weight)``
+    for its output gradient grad (B, C, H, W): the flipped kernel's convolution and
+    :func:`depthwise_weight_grad`."""
+    return (depthwise_conv(grad, weight, flip=True),
+            depthwise_weight_grad(x, grad, weight.shape[-1]))
+
+
+def aten_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
+    """The same gradients as :func:`matmul_conv_backward`, by PyTorch's convolution
+    backward, in :func:`conv_format`."""
+    fmt, pad = conv_format(x), weight.shape[-1] // 2
+    grad_input, grad_weight, _ = torch.ops.aten.convolution_backward(
+        grad.contiguous(memory_format=fmt), x.contiguous(memory_format=fmt),
+        weight.to(x.dtype).clone(memory_format=fmt), None, [1, 1], [pad, pad], [1, 1],
+        False, [0, 0], weight.shape[0], [True, True, False])
+    return grad_input, grad_weight
+
+
+# (dtype, channels, kernel) -> the faster of the two on this process's CPU
+CPU_CONV_BACKWARD = {}
+
+
+def depthwise_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
+    """Gradients (input, weight) of ``depthwise_conv(x, weight)`` for the output gradient
+    grad, x and grad (B, C, H, W), weight (C, 1, k, k).
+
+    Which formulation is faster depends on the CPU (oneDNN's depthwise weight-gradient
+    kernels differ by instruction set, by several times): on the CPU the first call per
+    (dtype, channels, kernel) times both on its own tensors and keeps the faster, as
+    ``cudnn.benchmark`` does; other devices use PyTorch's backward.
+    """
+    if x.device.type != 'cpu':
+        return aten_conv_backward(x, grad, weight)
+    key = (x.dtype, x.shape[1], weight.shape[-1])
+    if key not in CPU_CONV_BACKWARD:
+        CPU_CONV_BACKWARD[key] = fastest((aten_conv_backward, matmul_conv_backward),
+                                         x, grad, weight)
+    return CPU_CONV_BACKWARD[key](x, grad, weight)
+
+
+def fastest(fns, *args, rounds: int = 3):
+    """The one of fns whose best time of fn(*args) over ``rounds`` alternated calls is the
+    shortest, after one untimed call each (which creates their kernels)."""
+    best = {fn: float('inf') for fn in fns}
+    for fn in fns:
+        fn(*args)
+    for _ in range(rounds):
+        for fn in fns:
+            start = time.perf_counter()
+            fn(*args)
+            best[fn] = min(best[fn], time.perf_counter() - start)
+    return min(fns, key=best.get)
+
+
 def focal_levels(ctx0: torch.Tensor, weights) -> list:
     """[(pre-activation, ctx_l) for l = 1..L]: ctx_l = GELU(dwconv_l(ctx_{l-1})), from
     ctx0 (B, C, H, W) and the L depthwise kernels (C, 1, k_l, k_l)."""
@@ -135,9 +191,8 @@ class FocalContext(torch.autograd.Function):
                 weight = weights[level]
                 grad_pre = torch.ops.aten.gelu_backward(grad_ctx, pre)
                 below = levels[level - 1][1] if level else ctx0
-                grad_weights[level] = torch.empty_like(weight).copy_(
-                    depthwise_weight_grad(below, grad_pre, weight.shape[-1]))
-                grad_ctx = depthwise_conv(grad_pre, weight, flip=True)
+                grad_ctx, grad_weight = depthwise_conv_backward(below, grad_pre, weight)
+                grad_weights[level] = torch.empty_like(weight).copy_(grad_weight)
                 if level:
                     grad_ctx = grad_ctx + grad * gates[:, level - 1:level]
         return (grad_ctx, torch.cat(grad_gates, 1), *grad_weights)

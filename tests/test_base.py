@@ -1,0 +1,51 @@
+"""Layers both backbones share (mmfocal/models/backbones/base.py)."""
+import torch
+
+from mmfocal.models.backbones.base import GeluMlp, Mlp
+
+
+def plain_mlp(mlp, x):
+    return mlp.fc2(mlp.act(mlp.fc1(x)))
+
+
+def test_gelu_mlp_gradcheck():
+    torch.manual_seed(0)
+    args = [torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+            for shape in ((2, 3, 5, 6), (24, 6), (24, ), (6, 24), (6, ))]
+    assert torch.autograd.gradcheck(GeluMlp.apply, args)
+
+
+def test_mlp_equals_plain_ops_and_saves_only_its_input_and_pre_activation():
+    """Outputs and gradients as fc1 -> GELU -> fc2 through autograd; of the (N, 4C)
+    tensors only the pre-activation is kept for backward."""
+    torch.manual_seed(0)
+    mlp = Mlp(8, 32).double()
+    x = torch.randn(2, 5, 7, 8, dtype=torch.float64, requires_grad=True)
+    results, saved = [], []
+    assert mlp(x).grad_fn.name() == 'GeluMlpBackward'
+    for forward in (mlp, lambda x: plain_mlp(mlp, x)):
+        numels = []
+        with torch.autograd.graph.saved_tensors_hooks(
+                lambda t: numels.append(t.numel()) or t, lambda t: t):
+            out = forward(x)
+        results.append((out, *torch.autograd.grad(out.square().sum(),
+                                                  (x, *mlp.parameters()))))
+        saved.append(sum(n for n in numels if n == x.numel() * 4))
+    for got, ref in zip(*results):
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    assert saved == [x.numel() * 4, x.numel() * 8]
+
+
+def test_mlp_with_dropout_or_autocast_uses_plain_ops():
+    torch.manual_seed(0)
+    mlp = Mlp(8, 32, drop=0.5)
+    x = torch.randn(4, 8)
+    out = mlp(x)
+    assert out.grad_fn.name() != 'GeluMlpBackward'
+    torch.manual_seed(1)
+    first = mlp(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(mlp(x), first)  # dropout draws from the generator
+    assert not torch.equal(mlp.eval()(x), first)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert mlp.train(False)(x).dtype == torch.bfloat16

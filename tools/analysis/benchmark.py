@@ -203,8 +203,8 @@ def parse_size(text: str):
 def run_worker(args, name, text, batch):
     cmd = [sys.executable, __file__, '--worker', name, '--sizes', text, '--batch',
            str(batch), '--mode', args.mode, '--steps', str(args.steps), '--device',
-           args.device, '--threads', str(torch.get_num_threads())] + (['--amp'] if args.amp
-                                                                     else [])
+           args.device, '--threads', str(torch.get_num_threads())]
+    cmd += ['--amp'] if args.amp else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f'{name} at {text} failed:\n{done.stderr[-3000:]}')

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmfocal.models.backbones import focal_transformer
 from mmfocal.models.backbones.focal_transformer import FocalTransformer, key_layout
 from mmfocal.models.checkpoint import load_pretrained
 
@@ -187,8 +188,12 @@ def test_pool_methods_and_levels_match_reference(pool_method, focal_levels):
         assert check_against_reference(model, (60, 45), wrap=False) == 6 + 2 + 1 + 1
 
 
-def test_gradients_match_slow_reference():
-    """Gradients reach every bias table through the fused attention's additive mask."""
+@pytest.mark.parametrize('chunk_bytes', [None, 1])
+def test_gradients_match_slow_reference(chunk_bytes, monkeypatch):
+    """Gradients reach every bias table through the fused attention's additive mask, with
+    all windows in one chunk or one window per chunk."""
+    if chunk_bytes:
+        monkeypatch.setattr(focal_transformer, 'CHUNK_BYTES', chunk_bytes)
     torch.manual_seed(0)
     model = FocalTransformer(**TINY, focal_windows=(5, 3, 3, 1)).double()
     block = model.layers[0].blocks[0]
@@ -546,10 +551,16 @@ def test_compile_inductor_training_step_equals_eager():
     compiled_step_matches_eager('inductor')
 
 
-def test_gathered_attention_gradcheck():
+@pytest.mark.parametrize('chunk_bytes', [None, 1, 2 * 2 * 4 * 5 * 8 * 2])
+def test_gathered_attention_gradcheck(chunk_bytes, monkeypatch):
     """The hand-written backward against finite differences (float64): repeated and
-    masked keys, several windows and heads."""
+    masked keys, several windows and heads, windows in one chunk, one per chunk or two
+    (the last chunk shorter)."""
     from mmfocal.models.backbones.focal_transformer import GatheredAttention
+    if chunk_bytes:
+        monkeypatch.setattr(focal_transformer, 'CHUNK_BYTES', chunk_bytes)
+        assert len(GatheredAttention.chunks(torch.zeros(2, 2, 3, 4, 1, dtype=torch.float64),
+                                            torch.zeros(15))) == (3 if chunk_bytes == 1 else 2)
     torch.manual_seed(0)
     batch, heads, windows, area, keys, dims, tokens = 2, 2, 3, 4, 5, 3, 7
     q = torch.randn(batch, heads, windows, area, dims, dtype=torch.float64)

@@ -141,16 +141,23 @@ def key_layout(height: int, width: int, window: int, expand: int, focal_window: 
 # ----------------------------------------------------------------------------- modules
 
 
+# bytes of the scores of one chunk of windows in :class:`GatheredAttention`
+CHUNK_BYTES = 2**22
+
+
 class GatheredAttention(torch.autograd.Function):
     """softmax(q k^T * scale + bias + key_mask) v, every window's keys gathered from a table.
 
     k, v = ``table[:, :, :, key_index]``. Saved for backward are q, the table, the output and
     the log-sum-exp of every query's scores: the gathered keys and values, the scores and
     the probabilities are recomputed there (the probabilities alone would be N / d times
-    the size of the output), and the key/value gradients go back to the table with one
+    the size of the output), and the key/value gradients go back to the table with
     ``index_add_`` (the gradient of advanced indexing, ``index_put_`` with accumulation, is
     several times slower on CPU). The additive mask is never materialised per window: the
     position bias is shared by all windows and the key mask by all query positions.
+    Windows are processed in chunks whose scores take about :data:`CHUNK_BYTES`, so that the
+    gathered keys, scores and probabilities stay in cache instead of being allocated for
+    the whole map.
 
     q: (B, nH, nW, A, d); table: (2, B, nH, T, d) keys and values of the T tokens;
     key_index: (nW * N,); bias: (nH, A, N); key_mask: (nW, 1, N) 0 or -inf
@@ -158,10 +165,14 @@ class GatheredAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def scores(q, k, bias, key_mask, scale: float) -> torch.Tensor:
-        """(B, nH, nW, A, N) scaled scores plus bias and key mask."""
-        s = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
-        return s.add_(bias[:, None]).add_(key_mask)
+    def chunks(q: torch.Tensor, key_index: torch.Tensor):
+        """(window slice, its key indices) covering the nW windows of q."""
+        batch, heads, windows, area = q.shape[:4]
+        keys = key_index.view(windows, -1)
+        size = batch * heads * area * keys.shape[1] * q.element_size()
+        step = max(1, CHUNK_BYTES // size)
+        return [(slice(i, i + step), keys[i:i + step].flatten())
+                for i in range(0, windows, step)]
 
     @staticmethod
     def gather(table: torch.Tensor, key_index: torch.Tensor, num_windows: int):
@@ -169,11 +180,20 @@ class GatheredAttention(torch.autograd.Function):
         return kv.view(*kv.shape[:3], num_windows, -1, kv.shape[-1]).unbind(0)
 
     @staticmethod
+    def scores(q, k, bias, key_mask, scale: float) -> torch.Tensor:
+        """(B, nH, n, A, N) scaled scores plus bias and key mask of n windows."""
+        s = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+        return s.add_(bias[:, None]).add_(key_mask)
+
+    @staticmethod
     def forward(ctx, q, table, key_index, bias, key_mask, scale: float):
-        k, v = GatheredAttention.gather(table, key_index, q.shape[2])
-        s = GatheredAttention.scores(q, k, bias, key_mask, scale)
-        log_sum = s.logsumexp(-1, keepdim=True)
-        out = torch.matmul(s.sub_(log_sum).exp_(), v)
+        out = torch.empty_like(q)
+        log_sum = q.new_empty(*q.shape[:4], 1)
+        for w, index in GatheredAttention.chunks(q, key_index):
+            k, v = GatheredAttention.gather(table, index, q[:, :, w].shape[2])
+            s = GatheredAttention.scores(q[:, :, w], k, bias, key_mask[w], scale)
+            log_sum[:, :, w] = s.logsumexp(-1, keepdim=True)
+            out[:, :, w] = torch.matmul(s.sub_(log_sum[:, :, w]).exp_(), v)
         ctx.save_for_backward(q, table, key_index, bias, key_mask, out, log_sum)
         ctx.scale = scale
         return out
@@ -181,18 +201,26 @@ class GatheredAttention(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         q, table, key_index, bias, key_mask, out, log_sum = ctx.saved_tensors
-        k, v = GatheredAttention.gather(table, key_index, q.shape[2])
-        attn = GatheredAttention.scores(q, k, bias, key_mask, ctx.scale).sub_(log_sum).exp_()
-        grad_v = torch.matmul(attn.transpose(-2, -1), grad_out)
-        grad_s = torch.matmul(grad_out, v.transpose(-2, -1))  # d loss / d attn
-        grad_s.sub_((grad_out * out).sum(-1, keepdim=True)).mul_(attn)  # through softmax
-        del attn
-        grad_bias = grad_s.sum((0, 2)) if ctx.needs_input_grad[3] else None
-        grad_s.mul_(ctx.scale)
-        grad_q = torch.matmul(grad_s, k)
-        grad_k = torch.matmul(grad_s.transpose(-2, -1), q)
-        grad_kv = torch.stack([grad_k, grad_v]).flatten(3, 4)
-        grad_table = torch.zeros_like(table).index_add_(3, key_index, grad_kv)
+        grad_q = torch.empty_like(q)
+        grad_table = torch.zeros_like(table)
+        grad_bias = torch.zeros_like(bias) if ctx.needs_input_grad[3] else None
+        grad_rows = (grad_out * out).sum(-1, keepdim=True)  # softmax's sum over keys
+        for w, index in GatheredAttention.chunks(q, key_index):
+            qw, grad_w = q[:, :, w], grad_out[:, :, w]
+            k, v = GatheredAttention.gather(table, index, qw.shape[2])
+            attn = GatheredAttention.scores(qw, k, bias, key_mask[w], ctx.scale)
+            attn.sub_(log_sum[:, :, w]).exp_()
+            grad_v = torch.matmul(attn.transpose(-2, -1), grad_w)
+            grad_s = torch.matmul(grad_w, v.transpose(-2, -1))  # d loss / d attn
+            grad_s.sub_(grad_rows[:, :, w]).mul_(attn)  # through softmax
+            del attn
+            if grad_bias is not None:
+                grad_bias += grad_s.sum((0, 2))
+            grad_s.mul_(ctx.scale)
+            grad_q[:, :, w] = torch.matmul(grad_s, k)
+            grad_k = torch.matmul(grad_s.transpose(-2, -1), qw)
+            grad_table[0].index_add_(2, index, grad_k.flatten(2, 3))
+            grad_table[1].index_add_(2, index, grad_v.flatten(2, 3))
         return grad_q, grad_table, None, grad_bias, None, None
 
 

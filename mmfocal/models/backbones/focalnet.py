@@ -146,11 +146,11 @@ def aggregate_context(ctx0: torch.Tensor, gates: torch.Tensor, weights) -> torch
     (B, C, H, W) in :func:`conv_format`: the gated sum of the focal levels and the global
     context."""
     levels = focal_levels(ctx0, weights)
-    ctx_all = 0
-    for level, (_, ctx) in enumerate(levels):
-        ctx_all = ctx_all + ctx * gates[:, level:level + 1]
+    ctx_all = levels[0][1] * gates[:, :1]
+    for level, (_, ctx) in enumerate(levels[1:], 1):
+        ctx_all.addcmul_(ctx, gates[:, level:level + 1])
     ctx_global = F.gelu(levels[-1][1].mean((2, 3), keepdim=True))
-    return ctx_all + ctx_global * gates[:, len(weights):]
+    return ctx_all.addcmul_(ctx_global, gates[:, len(weights):])
 
 
 class FocalContext(torch.autograd.Function):
@@ -178,24 +178,34 @@ class FocalContext(torch.autograd.Function):
         with torch.autocast(grad.device.type, enabled=False):
             levels = focal_levels(ctx0, weights)
             grad = grad.to(ctx0.dtype)
+            batch, dims, height, width = grad.shape
+
+            def rows(t):  # (B, C', H, W) -> (B, H * W, C')
+                return t.permute(0, 2, 3, 1).reshape(batch, height * width, t.shape[1])
+
+            # gate gradients: sum over channels of grad * context, one (B, H, W) per gate
+            grad_gates = grad.new_empty(batch, height, width, num_levels + 1)
+            product = torch.empty_like(grad)
+            for level, (_, ctx) in enumerate(levels):
+                grad_gates[..., level] = torch.mul(grad, ctx, out=product).sum(1)
             mean = levels[-1][1].mean((2, 3), keepdim=True)
-            grad_gates = [(grad * ctx).sum(1, keepdim=True) for _, ctx in levels]
-            grad_gates.append((grad * F.gelu(mean)).sum(1, keepdim=True))
-            grad_mean = torch.ops.aten.gelu_backward(
-                (grad * gates[:, num_levels:]).sum((2, 3), keepdim=True), mean)
-            grad_ctx = grad * gates[:, num_levels - 1:num_levels] + \
-                grad_mean / (ctx0.shape[2] * ctx0.shape[3])
+            grad_gates[..., num_levels] = torch.bmm(
+                rows(grad), F.gelu(mean).view(batch, dims, 1)).view(batch, height, width)
+            # global context: mean over the map of the last level
+            grad_mean = torch.bmm(rows(grad).transpose(1, 2), rows(gates[:, num_levels:]))
+            grad_mean = torch.ops.aten.gelu_backward(grad_mean.view_as(mean), mean)
+            grad_ctx = torch.addcmul(grad_mean / (height * width), grad,
+                                     gates[:, num_levels - 1:num_levels])
             grad_weights = [None] * num_levels
             for level in reversed(range(num_levels)):
-                pre = levels[level][0]
-                weight = weights[level]
-                grad_pre = torch.ops.aten.gelu_backward(grad_ctx, pre)
+                grad_pre = torch.ops.aten.gelu_backward.grad_input(
+                    grad_ctx, levels[level][0], grad_input=grad_ctx)
                 below = levels[level - 1][1] if level else ctx0
-                grad_ctx, grad_weight = depthwise_conv_backward(below, grad_pre, weight)
-                grad_weights[level] = torch.empty_like(weight).copy_(grad_weight)
+                grad_ctx, grad_weight = depthwise_conv_backward(below, grad_pre, weights[level])
+                grad_weights[level] = torch.empty_like(weights[level]).copy_(grad_weight)
                 if level:
-                    grad_ctx = grad_ctx + grad * gates[:, level - 1:level]
-        return (grad_ctx, torch.cat(grad_gates, 1), *grad_weights)
+                    grad_ctx.addcmul_(grad, gates[:, level - 1:level])
+        return (grad_ctx, grad_gates.permute(0, 3, 1, 2), *grad_weights)
 
 
 class FocalModulation(nn.Module):

@@ -132,10 +132,11 @@ class FocalContext(torch.autograd.Function):
     ctx_l = GELU(dwconv_l(ctx_{l-1})): the focal levels of :class:`FocalModulation`.
 
     Saves only its inputs (the context ctx_0 and the gates are views of the ``f``
-    projection, which stays alive anyway) and recomputes the levels in backward, whose
-    depthwise weight gradients come from :func:`depthwise_weight_grad` and input gradients
-    from a convolution with the flipped kernel. Computes in the context's dtype (autocast
-    has chosen it for ``f``).
+    projection, which stays alive anyway) and recomputes the levels in backward, where the
+    convolutions' gradients come from :func:`depthwise_conv_backward`, the gates' from one
+    buffer reused by every level and the global context's from matrix products, and the
+    GELU backward runs in place. Computes in the context's dtype (autocast has chosen it
+    for ``f``).
     """
 
     @staticmethod

@@ -141,7 +141,7 @@ def key_layout(height: int, width: int, window: int, expand: int, focal_window: 
 # ----------------------------------------------------------------------------- modules
 
 
-# bytes of the scores of one chunk of windows in :class:`GatheredAttention`
+# bytes of the scores of one chunk of windows in :class:`GatheredAttention` on the CPU
 CHUNK_BYTES = 2**22
 
 
@@ -155,9 +155,9 @@ class GatheredAttention(torch.autograd.Function):
     ``index_add_`` (the gradient of advanced indexing, ``index_put_`` with accumulation, is
     several times slower on CPU). The additive mask is never materialised per window: the
     position bias is shared by all windows and the key mask by all query positions.
-    Windows are processed in chunks whose scores take about :data:`CHUNK_BYTES`, so that the
-    gathered keys, scores and probabilities stay in cache instead of being allocated for
-    the whole map.
+    On the CPU, windows are processed in chunks whose scores take about :data:`CHUNK_BYTES`,
+    so that the gathered keys, scores and probabilities stay in cache instead of being
+    allocated for the whole map; other devices take all windows at once (one kernel each).
 
     q: (B, nH, nW, A, d); table: (2, B, nH, T, d) keys and values of the T tokens;
     key_index: (nW * N,); bias: (nH, A, N); key_mask: (nW, 1, N) 0 or -inf
@@ -170,7 +170,7 @@ class GatheredAttention(torch.autograd.Function):
         batch, heads, windows, area = q.shape[:4]
         keys = key_index.view(windows, -1)
         size = batch * heads * area * keys.shape[1] * q.element_size()
-        step = max(1, CHUNK_BYTES // size)
+        step = max(1, CHUNK_BYTES // size) if q.device.type == 'cpu' else windows
         return [(slice(i, i + step), keys[i:i + step].flatten())
                 for i in range(0, windows, step)]
 

@@ -94,7 +94,7 @@ def aten_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor
     return grad_input, grad_weight
 
 
-# (dtype, channels, kernel, octave of H * W) -> the faster of the two on this process's CPU
+# (dtype, channels, kernel) -> the faster of the two on this process's CPU
 CPU_CONV_BACKWARD = {}
 
 
@@ -103,14 +103,13 @@ def depthwise_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.T
     grad, x and grad (B, C, H, W), weight (C, 1, k, k).
 
     Which formulation is faster depends on the CPU (oneDNN's depthwise weight-gradient
-    kernels differ by instruction set, by several times) and on the map's size: on the CPU
-    the first call per (dtype, channels, kernel, octave of H * W) times both on its own
-    tensors and keeps the faster, as ``cudnn.benchmark`` does; other devices use PyTorch's
-    backward.
+    kernels differ by instruction set, by several times): on the CPU the first call per
+    (dtype, channels, kernel) times both on its own tensors and keeps the faster, as
+    ``cudnn.benchmark`` does; other devices use PyTorch's backward.
     """
     if x.device.type != 'cpu':
         return aten_conv_backward(x, grad, weight)
-    key = (x.dtype, x.shape[1], weight.shape[-1], (x.shape[2] * x.shape[3]).bit_length())
+    key = (x.dtype, x.shape[1], weight.shape[-1])
     if key not in CPU_CONV_BACKWARD:
         CPU_CONV_BACKWARD[key] = fastest((aten_conv_backward, matmul_conv_backward),
                                          x, grad, weight)

@@ -1,14 +1,11 @@
 """FocalNet backbone: shapes, options, and the function it computes against a reference."""
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from mmfocal.models.backbones import focalnet
 from mmfocal.models.backbones.focalnet import (FocalContext, FocalNet, aten_conv_backward,
-                                               depthwise_weight_grad, fastest,
-                                               matmul_conv_backward)
+                                               depthwise_weight_grad, matmul_conv_backward)
 
 LARGE = dict(use_conv_embed=True, use_postln=True, use_layerscale=True)
 VARIANTS = {
@@ -299,27 +296,6 @@ def test_conv_backward_formulations_equal_autograd(backward, kernel):
                                    (x, weight), grad)
     for got, ref in zip(backward(x.detach(), grad, weight.detach()), expected):
         torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
-
-
-def test_fastest_keeps_the_faster_function():
-    def slow(delay):
-        time.sleep(0.02)
-
-    def quick(delay):
-        pass
-
-    assert fastest((slow, quick), 0) is quick and fastest((quick, slow), 0) is quick
-
-
-def test_conv_backward_choice_is_made_once_per_kernel_and_width(monkeypatch):
-    monkeypatch.setattr(focalnet, 'CPU_CONV_BACKWARD', {})
-    model = FocalNet(**TINY, drop_path_rate=0.)
-    for size in ((64, 48), (32, 40)):
-        sum(o.sum() for o in model(torch.randn(1, 3, *size))).backward()
-    expected = {(torch.float32, 16 * 2**i, k) for i in range(4) for k in (3, 5)}
-    assert set(focalnet.CPU_CONV_BACKWARD) == expected
-    assert set(focalnet.CPU_CONV_BACKWARD.values()) <= {aten_conv_backward,
-                                                        matmul_conv_backward}
 
 
 @pytest.mark.parametrize('backward', [aten_conv_backward, matmul_conv_backward])

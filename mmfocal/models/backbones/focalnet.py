@@ -5,7 +5,6 @@ which is what LayerNorm and the linear layers read. Where a convolution needs (B
 it gets a ``permute`` view of the same memory (channels-last strides), and returns its
 result in that layout, so no tensor is copied for a layout change.
 """
-import time
 from typing import Sequence, Union
 
 import torch
@@ -94,40 +93,15 @@ def aten_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor
     return grad_input, grad_weight
 
 
-# (dtype, channels, kernel) -> the faster of the two on this process's CPU
-CPU_CONV_BACKWARD = {}
-
-
 def depthwise_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
     """Gradients (input, weight) of ``depthwise_conv(x, weight)`` for the output gradient
-    grad, x and grad (B, C, H, W), weight (C, 1, k, k).
-
-    Which formulation is faster depends on the CPU (oneDNN's depthwise weight-gradient
-    kernels differ by instruction set, by several times): on the CPU the first call per
-    (dtype, channels, kernel) times both on its own tensors and keeps the faster, as
-    ``cudnn.benchmark`` does; other devices use PyTorch's backward.
-    """
-    if x.device.type != 'cpu':
-        return aten_conv_backward(x, grad, weight)
-    key = (x.dtype, x.shape[1], weight.shape[-1])
-    if key not in CPU_CONV_BACKWARD:
-        CPU_CONV_BACKWARD[key] = fastest((aten_conv_backward, matmul_conv_backward),
-                                         x, grad, weight)
-    return CPU_CONV_BACKWARD[key](x, grad, weight)
-
-
-def fastest(fns, *args, rounds: int = 3):
-    """The one of fns whose best time of fn(*args) over ``rounds`` alternated calls is the
-    shortest, after one untimed call each (which creates their kernels)."""
-    best = {fn: float('inf') for fn in fns}
-    for fn in fns:
-        fn(*args)
-    for _ in range(rounds):
-        for fn in fns:
-            start = time.perf_counter()
-            fn(*args)
-            best[fn] = min(best[fn], time.perf_counter() - start)
-    return min(fns, key=best.get)
+    grad, x and grad (B, C, H, W), weight (C, 1, k, k): on the CPU by
+    :func:`matmul_conv_backward` (oneDNN's depthwise weight gradient is several times
+    slower on some CPUs, and nowhere faster in a whole training step), elsewhere by
+    PyTorch's convolution backward."""
+    if x.device.type == 'cpu':
+        return matmul_conv_backward(x, grad, weight)
+    return aten_conv_backward(x, grad, weight)
 
 
 def focal_levels(ctx0: torch.Tensor, weights) -> list:

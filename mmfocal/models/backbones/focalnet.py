@@ -97,8 +97,9 @@ def depthwise_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.T
     """Gradients (input, weight) of ``depthwise_conv(x, weight)`` for the output gradient
     grad, x and grad (B, C, H, W), weight (C, 1, k, k): on the CPU by
     :func:`matmul_conv_backward` (oneDNN's depthwise weight gradient is several times
-    slower on some CPUs, and nowhere faster in a whole training step), elsewhere by
-    PyTorch's convolution backward."""
+    slower on some CPUs; where it is faster a whole step gains a few percent, and a choice
+    timed at run time would make runs differ at float rounding, which resumed training
+    must not), elsewhere by PyTorch's convolution backward."""
     if x.device.type == 'cpu':
         return matmul_conv_backward(x, grad, weight)
     return aten_conv_backward(x, grad, weight)

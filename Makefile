@@ -1,17 +1,31 @@
 # Entry points; see README.md.
-ifdef VIRTUAL_ENV
+#   make setup / make test                 the development stack (requirements/constraints.txt)
+#   make setup STACK=oldest / make test STACK=oldest
+#                                          the oldest supported stack (torch 2.1.2, numpy 1.x)
+STACK ?= latest
+ifeq ($(STACK),oldest)
+PYTHON ?= $(CURDIR)/.venv-oldest/bin/python
+# what the oldest stack runs: backbones, checkpoints, compatibility, installation, entry
+# points, resume, hook, demo and the tools
+TESTS ?= tests/test_base.py tests/test_focalnet.py tests/test_focal_transformer.py \
+	tests/test_arguments.py tests/test_checkpoint.py tests/test_dino_checkpoint.py \
+	tests/test_compat.py tests/test_install.py tests/test_registry.py \
+	tests/test_entry_points.py tests/test_resume.py tests/test_hook.py tests/test_demo.py \
+	tests/test_tools.py
+else ifdef VIRTUAL_ENV
 PYTHON ?= $(VIRTUAL_ENV)/bin/python
 else
 PYTHON ?= $(CURDIR)/.venv/bin/python
 endif
+TESTS ?= tests
 WHEELS ?=
 
 .PHONY: setup test
 setup:
-	bash tools/setup_env.sh $(WHEELS)
+	STACK=$(STACK) bash tools/setup_env.sh $(WHEELS)
 
 test: setup
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest $(TESTS) -q
 
 # The demo on synthetic data: train, evaluate and draw a FocalNet Mask R-CNN (demo) or a
 # Focal Transformer UperNet (demo-seg) on a CPU; outputs under work_dirs/demo_{det,seg}.

@@ -29,6 +29,19 @@ def _installed_model_registries():
     return registries
 
 
+def _register(registry, cls) -> None:
+    """Register ``cls`` under its name; again (after a failed ``import mmfocal``, or a
+    reload) it replaces mmfocal's earlier class of the same module and name, never
+    another package's."""
+    known = registry.module_dict.get(cls.__name__)
+    same = known is not None and (known.__module__, known.__qualname__) == (
+        cls.__module__, cls.__qualname__)
+    if known is not None and not same:
+        raise KeyError(f'{cls.__name__} is already registered in {registry.name} by '
+                       f'{known.__module__}; mmfocal cannot register its own')
+    registry.register_module(module=cls, force=same)
+
+
 def register_backbone(cls):
     """Class decorator: register ``cls`` in every installed toolbox registry."""
     registries = _installed_model_registries()
@@ -37,12 +50,12 @@ def register_backbone(cls):
             'mmfocal needs mmdet or mmsegmentation installed to register '
             f'{cls.__name__}; neither could be imported.')
     for registry in registries:
-        registry.register_module(module=cls)
+        _register(registry, cls)
     return cls
 
 
 def register_hook(cls):
     """Class decorator: register ``cls`` in mmengine's ``HOOKS`` (found from every scope)."""
     from mmengine.registry import HOOKS
-    HOOKS.register_module(module=cls)
+    _register(HOOKS, cls)
     return cls

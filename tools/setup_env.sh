@@ -1,65 +1,77 @@
 #!/usr/bin/env bash
-# Installs everything mmfocal needs: torch, mmcv 2.1.0 with compiled ops, mmdet, mmseg and
-# mmfocal (editable). Installs into the active virtual environment, or into .venv at the
-# repository root. Re-running it when nothing changed only checks and exits.
+# Installs a whole stack for mmfocal at the versions of a constraints file: torch, mmcv 2.1.0
+# with compiled ops, mmdet, mmseg and mmfocal (editable). Re-running it when nothing changed
+# only checks the environment and exits.
 #
-#   bash tools/setup_env.sh [WHEEL_DIR]     (or: make setup WHEELS=DIR)
+#   bash tools/setup_env.sh [WHEEL_DIR]               (make setup [WHEELS=DIR])
+#   STACK=oldest bash tools/setup_env.sh [WHEEL_DIR]  (make setup STACK=oldest)
 #
-# WHEEL_DIR (default ../shared/wheels when present) is searched first for an mmcv wheel;
-# without one, mmcv is built from the registry's source release (about 17 minutes on 2 cores).
+# STACK=latest (default): requirements/constraints.txt (torch 2.13.0), into the active
+#   virtual environment or .venv at the repository root.
+# STACK=oldest: requirements/constraints-oldest.txt (torch 2.1.2, numpy 1.x), always into
+#   .venv-oldest (never into an active environment, whose torch it would replace).
+# WHEEL_DIR (default ../shared/wheels when present) is searched first for an mmcv wheel
+# built against the stack's torch: WHEEL_DIR itself for the latest stack, WHEEL_DIR/torch-X.Y.Z
+# for another torch. Without one, mmcv is built from its source release (about 15 minutes
+# on 2 cores); a wheel whose ops do not load with this torch is rebuilt from source too.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+stack=${STACK:-latest}
+case "$stack" in
+  latest) constraints=requirements/constraints.txt ;;
+  oldest) constraints=requirements/constraints-oldest.txt ;;
+  *) echo "setup: STACK must be latest or oldest, got '$stack'" >&2; exit 2 ;;
+esac
+torch_version=$(sed -n 's/^torch==//p' "$constraints")
 
 wheels=${1:-${WHEELS:-}}
 if [ -z "$wheels" ] && [ -d "$root/../shared/wheels" ]; then
   wheels=$(cd "$root/../shared/wheels" && pwd)
 fi
+[ "$stack" = latest ] || wheels=${wheels:+$wheels/torch-$torch_version}
 
-if [ -n "${VIRTUAL_ENV:-}" ]; then
-  py="$VIRTUAL_ENV/bin/python"
+if [ "$stack" = oldest ]; then
+  venv="$root/.venv-oldest"
+elif [ -n "${VIRTUAL_ENV:-}" ]; then
+  venv="$VIRTUAL_ENV"
 else
-  [ -x .venv/bin/python ] || python3 -m venv .venv
-  py="$root/.venv/bin/python"
+  venv="$root/.venv"
 fi
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+py="$venv/bin/python"
 
-pin() {  # pin NAME -> the requirement line for NAME in setup.cfg
-  "$py" - "$1" <<'PY'
-import configparser, re, sys
-cfg = configparser.ConfigParser()
-cfg.read('setup.cfg')
-lines = [cfg['options']['install_requires']] + list(cfg['options.extras_require'].values())
-for line in '\n'.join(lines).split('\n'):
-    if re.match(rf'{re.escape(sys.argv[1])}\s*(==|>=|<|$)', line.strip()):
-        print(line.strip())
-        break
-else:
-    sys.exit(f'no pin for {sys.argv[1]} in setup.cfg')
-PY
-}
-
-stamp=.venv-stamp
-want=$(cat setup.cfg pyproject.toml tools/setup_env.sh | sha256sum | cut -c1-16)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want:$py" ] \
+stamp="$venv/.mmfocal-setup"
+want=$(cat setup.cfg pyproject.toml "$constraints" tools/setup_env.sh | sha256sum | cut -c1-16)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
    && "$py" -c "import mmcv.ops, mmdet, mmseg, mmfocal" 2>/dev/null; then
-  echo "setup: environment at $(dirname "$(dirname "$py")") is up to date"
+  echo "setup: $stack stack at $venv is up to date"
   exit 0
 fi
 
-pip=("$py" -m pip install --disable-pip-version-check -q)
-"${pip[@]}" --upgrade pip
-"${pip[@]}" "$(pin torch)"
+pip=("$py" -m pip install --disable-pip-version-check -q -c "$constraints")
+"$py" -m pip install --disable-pip-version-check -q --upgrade pip
+"${pip[@]}" torch
 
-if ! "$py" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; then
+mmcv_ops_load() {
+  "$py" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null
+}
+if ! mmcv_ops_load; then
   # mmcv's setup.py imports pkg_resources and skips its ops unless built in this environment.
-  "${pip[@]}" "setuptools<70" wheel ninja
+  "$py" -m pip install --disable-pip-version-check -q "setuptools<70" wheel ninja
   find_links=()
-  [ -n "$wheels" ] && find_links=(--find-links "$wheels")
-  MMCV_WITH_OPS=1 "${pip[@]}" --no-build-isolation "${find_links[@]}" "$(pin mmcv)"
+  [ -n "$wheels" ] && [ -d "$wheels" ] && find_links=(--find-links "$wheels")
+  MMCV_WITH_OPS=1 "${pip[@]}" --no-build-isolation "${find_links[@]}" mmcv
+  if ! mmcv_ops_load; then
+    echo "setup: the mmcv wheel's ops do not load with torch $torch_version; building mmcv"
+    MMCV_WITH_OPS=1 "${pip[@]}" --no-build-isolation --no-binary mmcv --no-cache-dir \
+      --force-reinstall --no-deps mmcv
+  fi
 fi
 
-"${pip[@]}" "$(pin setuptools)"
+"${pip[@]}" setuptools
 "${pip[@]}" -e ".[det,seg,tests]"
 "$py" -c "import mmcv.ops; from mmcv.ops import RoIAlign, nms; import mmdet, mmseg, mmfocal"
-echo "$want:$py" > "$stamp"
-echo "setup: done ($py)"
+echo "$want" > "$stamp"
+echo "setup: $stack stack done ($py, torch $torch_version)"

@@ -21,8 +21,9 @@ import torch
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
-from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
+
+from ..registry import register_hook
 
 PARTIAL = '.partial'
 
@@ -61,7 +62,7 @@ def replace_text(path: str, text: str) -> None:
     os.replace(path + PARTIAL, path)
 
 
-@HOOKS.register_module()
+@register_hook
 class ResumableCheckpointHook(CheckpointHook):
     """``CheckpointHook`` (same arguments) with atomic files and saved random states.
 

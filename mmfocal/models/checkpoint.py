@@ -20,16 +20,22 @@ reported, with the number of the model's tensors loaded.
 """
 import codecs
 import collections
+import importlib
+import io
 import logging
 import math
+import os
+import os.path as osp
 import pickle
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
+
+from ..compat import allow_globals, load_weights
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -81,18 +87,25 @@ class LoadReport:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_checkpoint(path: str) -> dict:
+def read_checkpoint(path: str, extra: Sequence = ()) -> dict:
     """Load a weight file: ``.safetensors`` with safetensors, anything else with
-    ``torch.load(weights_only=True)``; checkpoints written by mmengine (e.g. a trained
+    :func:`mmfocal.compat.load_weights` (tensors, containers and allow-listed globals
+    only, plus ``extra`` for this call); checkpoints written by mmengine (e.g. a trained
     detector's) are read through :func:`allow_mmengine_checkpoints`, which
     ``import mmfocal`` has called."""
-    if re.match(r'^(https?|s3)://', str(path)):
-        from mmengine.runner import CheckpointLoader
-        return CheckpointLoader.load_checkpoint(path, map_location='cpu')
+    if re.match(r'^https?://', str(path)):  # downloaded once into torch hub's cache
+        cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(str(path)))
+        if not osp.exists(cached):
+            os.makedirs(osp.dirname(cached), exist_ok=True)
+            torch.hub.download_url_to_file(str(path), cached)
+        path = cached
+    elif re.match(r'^\w+://', str(path)):  # other mmengine file backends (s3, ...)
+        from mmengine.fileio import get
+        path = io.BytesIO(get(path))
     if str(path).endswith('.safetensors'):
         return _read_safetensors(path)
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        return load_weights(path, extra)
     except FileNotFoundError:
         raise CheckpointError(f'checkpoint file not found: {path}') from None
     except Exception as exc:  # pickle errors, zip errors, unsafe globals
@@ -102,8 +115,12 @@ def read_checkpoint(path: str) -> dict:
 
 
 def _read_safetensors(path: str) -> dict:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError(f'reading {path} needs the safetensors package: '
+                              'pip install safetensors') from None
     try:
         return load_file(path, device='cpu')
     except FileNotFoundError:
@@ -124,31 +141,43 @@ def _statistics_method(owner, name):
         'HistoryBuffer statistics methods are allowed')
 
 
+def mmengine_checkpoint_globals() -> list:
+    """The globals mmengine writes into its checkpoints beside tensors: the message hub's
+    ``HistoryBuffer`` and the numpy arrays and scalars inside it (under numpy 1's and
+    numpy 2's module names, so that checkpoints move between the two),
+    ``collections.Counter`` (scheduler milestones), ``_codecs.encode`` (bytes) and a
+    ``getattr`` restricted to ``HistoryBuffer``'s statistics methods."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    multiarray = importlib.import_module(
+        'numpy._core.multiarray' if int(np.__version__.split('.')[0]) >= 2 else
+        'numpy.core.multiarray')
+    dtypes = {type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)}
+    numpy_globals = [(multiarray._reconstruct, f'numpy.{core}.multiarray._reconstruct')
+                     for core in ('core', '_core')]
+    numpy_globals += [(multiarray.scalar, f'numpy.{core}.multiarray.scalar')
+                      for core in ('core', '_core')]
+    return [HistoryBuffer, np.ndarray, np.dtype, *numpy_globals, *dtypes, collections.Counter,
+            codecs.encode, (_statistics_method, 'builtins.getattr')]
+
+
 _ALLOWED = False
 
 
 def allow_mmengine_checkpoints() -> None:
-    """Let ``torch.load(weights_only=True)`` (torch >= 2.6's default) read the checkpoints
-    mmengine writes (resume state, message hub logs) by allow-listing exactly the
-    globals they hold beside tensors: the message hub's ``HistoryBuffer`` and the numpy
-    arrays and scalars inside it, ``collections.Counter`` (scheduler milestones),
-    ``_codecs.encode`` (bytes) and a ``getattr`` restricted to ``HistoryBuffer``.
+    """Let mmfocal's readers and, on torch >= 2.6 (whose ``torch.load`` reads
+    ``weights_only=True`` by default), every ``torch.load`` of the process read the
+    checkpoints mmengine writes (resume state, message hub logs), by allow-listing exactly
+    :func:`mmengine_checkpoint_globals` (:func:`mmfocal.compat.allow_globals`).
 
     ``import mmfocal`` calls it, so every entry point that imports mmfocal through a
     config's ``custom_imports`` (mmdet's and mmseg's inferencers and tools) reads these
-    checkpoints. Calling it again does nothing."""
+    checkpoints. All of the globals are allowed or, on an error, none; calling it again
+    does nothing."""
     global _ALLOWED
-    if _ALLOWED:
-        return
-    _ALLOWED = True
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray
-    dtypes = {type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)}
-    torch.serialization.add_safe_globals([
-        HistoryBuffer, np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar,
-        *dtypes, collections.Counter, codecs.encode, (_statistics_method, 'builtins.getattr')
-    ])
+    if not _ALLOWED:
+        allow_globals(mmengine_checkpoint_globals())
+        _ALLOWED = True
 
 
 def unwrap(checkpoint, prefix: Optional[str] = None,

@@ -87,11 +87,11 @@ CLASS_KEYS = re.compile(r'^bbox_head\.cls_branches\.\d+\.|^dn_query_generator\.'
 
 
 def read_dino_checkpoint(path: str) -> dict:
-    """``torch.load(weights_only=True)`` of a DINO-codebase checkpoint. Its training
-    checkpoints also hold the command line (``'args'``, an ``argparse.Namespace`` of plain
-    values) beside the optimizer state: that one class is allowed besides mmfocal's."""
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return read_checkpoint(path)
+    """:func:`~mmfocal.models.checkpoint.read_checkpoint` of a DINO-codebase checkpoint.
+    Its training checkpoints also hold the command line (``'args'``, an
+    ``argparse.Namespace`` of plain values) beside the optimizer state: that one class is
+    allowed besides mmfocal's."""
+    return read_checkpoint(path, extra=[argparse.Namespace])
 
 
 def model_state(checkpoint) -> StateDict:

@@ -14,6 +14,7 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
+from ...compat import autocast_enabled, is_tracing
 from ..checkpoint import load_pretrained
 
 NUM_STAGES = 4
@@ -119,8 +120,8 @@ class GeluMlp(torch.autograd.Function):
 
 
 class Mlp(nn.Module):
-    """fc1 -> GELU -> fc2 on (..., C); with gradients and without dropout or autocast, as
-    :class:`GeluMlp`."""
+    """fc1 -> GELU -> fc2 on (..., C); with gradients and without dropout, autocast or a
+    tracer (:func:`mmfocal.compat.is_tracing`), as :class:`GeluMlp`."""
 
     def __init__(self, dims: int, hidden_dims: int, drop: float = 0.):
         super().__init__()
@@ -131,7 +132,7 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and not (self.training and self.drop.p) and \
-                not torch.is_autocast_enabled(x.device.type):
+                not autocast_enabled(x.device.type) and not is_tracing():
             return GeluMlp.apply(x, self.fc1.weight, self.fc1.bias, self.fc2.weight,
                                  self.fc2.bias)
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
@@ -255,7 +256,7 @@ class StagedBackbone(BaseModule):
         if not x.is_floating_point():
             raise TypeError(f'{type(self).__name__} expects {expected}, got dtype {x.dtype} '
                             '(convert images with .float())')
-        if x.dim() != 4 or x.shape[1] != channels or min(x.shape, default=0) < 1:
+        if x.dim() != 4 or x.shape[1] != channels or any(s < 1 for s in x.shape):
             raise ValueError(f'{type(self).__name__} expects {expected} with B, H, W >= 1, '
                              f'got shape {tuple(x.shape)}')
 

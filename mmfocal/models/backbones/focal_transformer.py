@@ -28,6 +28,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 
+from ...compat import is_tracing
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number,
@@ -296,7 +297,7 @@ class FocalAttention(nn.Module):
         bias = self.position_bias(layout.with_neighbours).to(q.dtype)  # (nH, w^2, N)
         key_mask = layout.key_mask.to(q.dtype)[:, None]  # (nW, 1, N)
         attn_drop = self.attn_drop if self.training else 0.
-        if torch.is_grad_enabled() and not attn_drop:
+        if torch.is_grad_enabled() and not attn_drop and not is_tracing():
             out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, bias,
                                           key_mask, self.scale)
         else:
@@ -374,7 +375,7 @@ class FocalTransformerBlock(nn.Module):
         batch, height, width, _ = x.shape
         # traced code (torch.compile, torch.export) computes the layout in its graph: the
         # cache must not keep the tracer's fake tensors
-        layout_of = key_layout.__wrapped__ if torch.compiler.is_compiling() else key_layout
+        layout_of = key_layout.__wrapped__ if is_tracing() else key_layout
         layout = layout_of(height, width, self.window_size, self.expand_size,
                            self.focal_window, self.pooled_levels, self.wrap_neighbors,
                            x.device)

@@ -14,6 +14,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 
+from ...compat import is_tracing, static_int
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number)
@@ -71,7 +72,8 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, flip: bool = False) ->
     weight = weight.flip(-2, -1) if flip else weight
     return F.conv2d(x.contiguous(memory_format=fmt),
                     weight.to(x.dtype).clone(memory_format=fmt),
-                    padding=weight.shape[-1] // 2, groups=weight.shape[0])
+                    padding=static_int(weight.shape[-1]) // 2,
+                    groups=static_int(weight.shape[0]))
 
 
 def matmul_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
@@ -224,9 +226,9 @@ class FocalModulation(nn.Module):
         # (B, C, H, W) views of channels-last memory; convolutions keep that layout.
         gates = gates.permute(0, 3, 1, 2)
         ctx, weights = ctx.permute(0, 3, 1, 2), [layer[0].weight for layer in self.focal_layers]
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() and not is_tracing():
             ctx_all = FocalContext.apply(ctx, gates, *weights)
-        else:  # the same forward; plain ops trace more simply (torch.compile, export)
+        else:  # the same forward in plain ops, which every tracer sees (FLOPs, ONNX, compile)
             ctx_all = aggregate_context(ctx, gates, weights)
         if self.normalize_modulator:
             ctx_all = ctx_all / (self.focal_level + 1)

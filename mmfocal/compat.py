@@ -1,0 +1,147 @@
+"""What differs between the torch versions mmfocal supports (2.1 to 2.13), in one place.
+
+- autocast state per device type (:func:`autocast_enabled`);
+- whether the code runs under a tracer (:func:`is_tracing`): ``torch.jit.trace`` (mmengine's
+  FLOP counter), the ONNX exporters, ``torch.compile`` and ``torch.export``. The backbones
+  then run their plain forward, never an autograd Function, so that every tracing tool sees
+  every operation;
+- safe checkpoint loading with an allow-list of globals (:func:`allow_globals`,
+  :func:`load_weights`): ``torch.serialization.add_safe_globals`` with
+  ``torch.load(weights_only=True)`` where torch has both and reads ``weights_only=True`` by
+  default (>= 2.6); before, a restricted unpickler that admits exactly torch's own
+  weights-only globals and the allow-listed ones.
+"""
+import _compat_pickle
+import contextlib
+import io
+import pickle
+import warnings
+from typing import Any, Dict, Iterable, Tuple, Union
+
+import torch
+
+TORCH_VERSION = tuple(int(v) for v in torch.__version__.split('+')[0].split('.')[:2])
+
+# torch >= 2.6 loads with weights_only=True by default and takes (object, name) pairs in
+# add_safe_globals; before, torch.load defaults to weights_only=False.
+WEIGHTS_ONLY_DEFAULT = TORCH_VERSION >= (2, 6)
+
+# An allow-listed global: an object, or (object, 'module.name') when a checkpoint names
+# it otherwise than its own module and qualified name (e.g. numpy 1's numpy.core).
+Global = Union[Any, Tuple[Any, str]]
+
+
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` ('cpu', 'cuda', ...)."""
+    if TORCH_VERSION >= (2, 4):
+        return torch.is_autocast_enabled(device_type)
+    if device_type == 'cpu':
+        return torch.is_autocast_cpu_enabled()
+    return torch.is_autocast_enabled() if device_type == 'cuda' else False
+
+
+def is_compiling() -> bool:
+    """Whether dynamo is tracing the code (``torch.compile``, ``torch.export``)."""
+    if TORCH_VERSION >= (2, 3):
+        return torch.compiler.is_compiling()
+    return torch._dynamo.is_compiling()
+
+
+def is_tracing() -> bool:
+    """Whether a tracer records the code: dynamo (``torch.compile``, ``torch.export``,
+    the dynamo ONNX exporter), ``torch.jit.trace`` / scripting (the TorchScript ONNX
+    exporter, mmengine's FLOP counter)."""
+    if is_compiling():
+        return True
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or \
+        torch.onnx.is_in_onnx_export()
+
+
+def static_int(size) -> int:
+    """A size that is constant in any trace (a parameter's shape) as a Python int: torch's
+    jit tracer before 2.2 returns every size as a tensor, which ops refuse as a padding."""
+    if isinstance(size, int):
+        return size
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        return int(size)
+
+
+# ----------------------------------------------------------------------------- loading
+
+_ALLOWED: Dict[str, Any] = {}
+
+
+def _full_name(item: Global) -> Tuple[str, Any]:
+    if isinstance(item, tuple):
+        return item[1], item[0]
+    return f'{item.__module__}.{item.__qualname__}', item
+
+
+def allow_globals(items: Iterable[Global]) -> None:
+    """Allow-list ``items`` for :func:`load_weights` and, on torch >= 2.6, for every
+    ``torch.load(weights_only=True)`` of the process. Either all are allowed or, when one
+    is not a valid global, none."""
+    named = dict(_full_name(item) for item in items)
+    if WEIGHTS_ONLY_DEFAULT:
+        torch.serialization.add_safe_globals([(obj, name) for name, obj in named.items()])
+    _ALLOWED.update(named)
+
+
+def _torch_weights_only_globals() -> Dict[str, Any]:
+    """The globals torch's own ``weights_only`` unpickler admits (tensors, storages,
+    ``OrderedDict``, ``torch.Size``, ...)."""
+    from torch import _weights_only_unpickler
+    return dict(_weights_only_unpickler._get_allowed_globals())
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """A pickle unpickler that resolves only allow-listed globals: torch's weights-only set,
+    what :func:`allow_globals` added and the ``extra`` of :func:`load_weights`; anything
+    else raises ``pickle.UnpicklingError`` before it is imported."""
+
+    extra: Dict[str, Any] = {}
+
+    def find_class(self, module: str, name: str):
+        # protocol-2 pickles name Python 2's modules (__builtin__.getattr): as pickle does
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        full = f'{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}'
+        for allowed in (self.extra, _ALLOWED, _torch_weights_only_globals()):
+            if full in allowed:
+                return allowed[full]
+        raise pickle.UnpicklingError(
+            f'refusing the global {full} while loading a checkpoint: only tensors, '
+            'containers and the allow-listed globals of mmfocal.compat are read')
+
+
+def _restricted_pickle_module(extra: Dict[str, Any]):
+    """A module-like object for ``torch.load(pickle_module=...)``."""
+    unpickler = type('Unpickler', (RestrictedUnpickler, ), {'extra': extra})
+
+    class Module:
+        Unpickler = unpickler
+        __name__ = 'mmfocal.compat.restricted_pickle'
+
+        @staticmethod
+        def load(file, **kwargs):
+            return unpickler(file, **kwargs).load()
+
+        @staticmethod
+        def loads(data, **kwargs):
+            return unpickler(io.BytesIO(data), **kwargs).load()
+
+    return Module
+
+
+def load_weights(path, extra: Iterable[Global] = ()) -> Any:
+    """``torch.load`` of ``path`` on the CPU that reads tensors, containers and the
+    allow-listed globals (plus ``extra``, for this call only) and refuses anything else,
+    on every supported torch."""
+    extra = dict(_full_name(item) for item in extra)
+    if WEIGHTS_ONLY_DEFAULT:
+        scope = torch.serialization.safe_globals(
+            [(obj, name) for name, obj in extra.items()]) if extra else contextlib.nullcontext()
+        with scope:
+            return torch.load(path, map_location='cpu', weights_only=True)
+    return torch.load(path, map_location='cpu', weights_only=False,
+                      pickle_module=_restricted_pickle_module(extra))

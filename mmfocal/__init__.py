@@ -2,11 +2,11 @@
 
 ``import mmfocal`` lets mmfocal's checkpoint readers and, on torch >= 2.6,
 ``torch.load(weights_only=True)`` read the checkpoints mmengine writes (see
-:func:`mmfocal.models.checkpoint.allow_mmengine_checkpoints`), then registers the backbones
+:func:`mmfocal.compat.allow_mmengine_checkpoints`), then registers the backbones
 in every installed toolbox's ``MODELS`` and :class:`~mmfocal.visualization.FocalMapsHook` in
 mmengine's ``HOOKS``. Importing it again (also after a failed import) does the same.
 """
-from .models.checkpoint import allow_mmengine_checkpoints
+from .compat import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()
 

@@ -12,7 +12,10 @@
   weights-only globals and the allow-listed ones.
 """
 import _compat_pickle
+import codecs
+import collections
 import contextlib
+import importlib
 import io
 import pickle
 import warnings
@@ -145,3 +148,57 @@ def load_weights(path, extra: Iterable[Global] = ()) -> Any:
             return torch.load(path, map_location='cpu', weights_only=True)
     return torch.load(path, map_location='cpu', weights_only=False,
                       pickle_module=_restricted_pickle_module(extra))
+
+
+# ----------------------------------------------------------------------------- mmengine
+
+
+def _statistics_method(owner, name):
+    """The one ``getattr`` mmengine checkpoints need: the message hub pickles
+    ``HistoryBuffer``'s statistics methods (min, max, current, mean) by reference."""
+    from mmengine.logging import HistoryBuffer
+    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
+    if owner is HistoryBuffer and name in allowed:
+        return getattr(owner, name)
+    raise pickle.UnpicklingError(
+        f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint: only '
+        'HistoryBuffer statistics methods are allowed')
+
+
+def mmengine_checkpoint_globals() -> list:
+    """The globals mmengine writes into its checkpoints beside tensors: the message hub's
+    ``HistoryBuffer`` and the numpy arrays and scalars inside it (under numpy 1's and
+    numpy 2's module names, so that checkpoints move between the two),
+    ``collections.Counter`` (scheduler milestones), ``_codecs.encode`` (bytes) and a
+    ``getattr`` restricted to ``HistoryBuffer``'s statistics methods."""
+    import numpy as np
+    from mmengine.logging import HistoryBuffer
+    multiarray = importlib.import_module(
+        'numpy._core.multiarray' if int(np.__version__.split('.')[0]) >= 2 else
+        'numpy.core.multiarray')
+    dtypes = {type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)}
+    numpy_globals = [(multiarray._reconstruct, f'numpy.{core}.multiarray._reconstruct')
+                     for core in ('core', '_core')]
+    numpy_globals += [(multiarray.scalar, f'numpy.{core}.multiarray.scalar')
+                      for core in ('core', '_core')]
+    return [HistoryBuffer, np.ndarray, np.dtype, *numpy_globals, *dtypes, collections.Counter,
+            codecs.encode, (_statistics_method, 'builtins.getattr')]
+
+
+_MMENGINE_ALLOWED = False
+
+
+def allow_mmengine_checkpoints() -> None:
+    """Let mmfocal's readers and, on torch >= 2.6 (whose ``torch.load`` reads
+    ``weights_only=True`` by default), every ``torch.load`` of the process read the
+    checkpoints mmengine writes (resume state, message hub logs), by allow-listing exactly
+    :func:`mmengine_checkpoint_globals` (:func:`allow_globals`).
+
+    ``import mmfocal`` calls it, so every entry point that imports mmfocal through a
+    config's ``custom_imports`` (mmdet's and mmseg's inferencers and tools) reads these
+    checkpoints. All of the globals are allowed or, on an error, none; calling it again
+    does nothing."""
+    global _MMENGINE_ALLOWED
+    if not _MMENGINE_ALLOWED:
+        allow_globals(mmengine_checkpoint_globals())
+        _MMENGINE_ALLOWED = True

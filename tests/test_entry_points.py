@@ -16,6 +16,8 @@ import textwrap
 import pytest
 import torch
 
+from mmfocal.compat import WEIGHTS_ONLY_DEFAULT
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PYTHON = sys.executable
 DET_CONFIG = osp.join(ROOT, 'configs/detection/demo_mask_rcnn_focalnet.py')
@@ -109,6 +111,8 @@ def val_images(data, task):
     return images
 
 
+@pytest.mark.skipif(not WEIGHTS_ONLY_DEFAULT, reason=f'torch {torch.__version__} < 2.6 '
+                    'loads with weights_only=False by default: nothing to allow-list')
 def test_checkpoint_needs_the_allow_list(det_run):
     """The checkpoint holds mmengine's HistoryBuffer: plain torch.load refuses it until
     mmfocal is imported (in a fresh interpreter, so nothing was allow-listed before)."""
@@ -127,22 +131,35 @@ def test_checkpoint_needs_the_allow_list(det_run):
 
 
 def test_import_allows_exactly_the_mmengine_globals_once():
+    """mmfocal's readers admit exactly these globals; on torch >= 2.6 so does every
+    ``torch.load(weights_only=True)``, under the same names. Importing again adds none."""
     out = run_python('''
-        import mmdet.models, mmseg.models, mmengine.runner, torch  # what mmfocal imports
-        before = set(torch.serialization.get_safe_globals())
+        import json, mmdet.models, mmseg.models, mmengine.runner, torch  # what mmfocal imports
+
+        def listed():
+            if not hasattr(torch.serialization, 'get_safe_globals'):  # torch < 2.4
+                return set()
+            return set(torch.serialization.get_safe_globals())
+
+        before = listed()
         import mmfocal
-        after = torch.serialization.get_safe_globals()
+        from mmfocal import compat
+        after = listed()
         mmfocal.allow_mmengine_checkpoints()
-        assert torch.serialization.get_safe_globals() == after
-        names = sorted(getattr(g[0] if isinstance(g, tuple) else g, '__name__', str(g))
-                       for g in set(after) - before)
-        print('RESULT', names)
+        assert listed() == after
+        print('RESULT', json.dumps(dict(
+            mmfocal=sorted(compat._ALLOWED), torch=sorted(g[1] for g in after - before),
+            weights_only_default=compat.WEIGHTS_ONLY_DEFAULT)))
     ''', ROOT)
-    names = eval(out)
-    assert names == sorted([
-        'HistoryBuffer', 'ndarray', 'dtype', '_reconstruct', 'scalar', 'Counter', 'encode',
-        '_statistics_method', 'Float64DType', 'Float32DType', 'Int64DType', 'Int32DType',
-        'BoolDType'])
+    result = json.loads(out)
+    names = sorted([
+        'mmengine.logging.history_buffer.HistoryBuffer', 'numpy.ndarray', 'numpy.dtype',
+        'collections.Counter', '_codecs.encode', 'builtins.getattr'] + [
+        f'numpy.{core}.multiarray.{name}' for core in ('core', '_core')
+        for name in ('_reconstruct', 'scalar')] + [
+        f'numpy.dtypes.{t}DType' for t in ('Float64', 'Float32', 'Int64', 'Int32', 'Bool')])
+    assert result['mmfocal'] == names
+    assert result['torch'] == (names if result['weights_only_default'] else [])
 
 
 def test_det_inferencer(det_run, data, tmp_path):

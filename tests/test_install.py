@@ -6,6 +6,7 @@ The new environment sees the packages of the one running the tests through a ``.
 (a plain path: the ``.pth`` files there, such as an editable mmfocal's, are not processed),
 and pip installs without dependencies, index or build isolation: nothing is downloaded.
 """
+import json
 import os
 import os.path as osp
 import shutil
@@ -98,3 +99,16 @@ def test_clone_configs_run_with_the_installed_package(installed, tmp_path, confi
     ''')], cwd=str(tmp_path), env=env).splitlines()
     assert out[0] == osp.join(site, 'mmfocal', '__init__.py')
     assert out[1] == str([(1, 32 * 2**i, 16 // 2**i, 24 // 2**i) for i in range(4)])
+
+
+def test_pip_install_into_this_stack_installs_mmfocal_only(installed, tmp_path):
+    """``pip install <checkout>`` into an environment that holds torch, mmcv, mmengine,
+    mmdet and mmseg (this one: CI runs it on the development and the oldest stack) would
+    install mmfocal and nothing else: no index is offered, so anything more fails."""
+    _, clone, env, _ = installed
+    report = tmp_path / 'report.json'
+    run([sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-index',
+         '--no-build-isolation', '--report', str(report), clone], cwd=str(tmp_path), env=env)
+    with open(report) as f:
+        names = [item['metadata']['name'] for item in json.load(f)['install']]
+    assert names == ['mmfocal']

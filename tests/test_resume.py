@@ -18,7 +18,7 @@ from mmengine.logging import MessageHub
 
 import _data
 from mmfocal.engine import ResumableCheckpointHook
-from mmfocal.models.checkpoint import allow_mmengine_checkpoints
+from mmfocal.compat import allow_mmengine_checkpoints, load_weights
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -92,7 +92,7 @@ def kill_after(config, work_dir, marker):
 
 def load(path):
     allow_mmengine_checkpoints()
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_weights(path)
 
 
 def assert_same_training_state(a, b):

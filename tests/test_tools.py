@@ -103,9 +103,9 @@ def evaluate(config, checkpoint, work_dir, options, *extra):
 
 
 def load_mmengine_checkpoint(path):
-    from mmfocal.models.checkpoint import allow_mmengine_checkpoints
+    from mmfocal.compat import allow_mmengine_checkpoints, load_weights
     allow_mmengine_checkpoints()
-    return torch.load(path, map_location='cpu', weights_only=True)
+    return load_weights(path)
 
 
 @pytest.fixture(scope='module')
@@ -280,14 +280,14 @@ class _Reference:
 
 def test_allow_list_admits_history_buffer_methods_only(tmp_path):
     from mmengine.logging import HistoryBuffer
-    from mmfocal.models.checkpoint import allow_mmengine_checkpoints
+    from mmfocal.compat import allow_mmengine_checkpoints, load_weights
     allow_mmengine_checkpoints()
     good, bad = tmp_path / 'good.pth', tmp_path / 'bad.pth'
     torch.save({'m': _Reference(HistoryBuffer, 'mean')}, good)
     torch.save({'m': _Reference(HistoryBuffer, '__init__')}, bad)
-    assert torch.load(good, weights_only=True)['m'] is HistoryBuffer.mean
+    assert load_weights(good)['m'] is HistoryBuffer.mean
     with pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
-        torch.load(bad, weights_only=True)
+        load_weights(bad)
 
 
 # ------------------------------------------------------------------ converter

@@ -18,15 +18,11 @@ and one that leaves a weight of the stem or of the stages at its initialisation 
 expected gaps of :func:`expected_gap`). Every adapted, dropped, missing and unexpected key is
 reported, with the number of the model's tensors loaded.
 """
-import codecs
-import collections
-import importlib
 import io
 import logging
 import math
 import os
 import os.path as osp
-import pickle
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -35,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
-from ..compat import allow_globals, load_weights
+from ..compat import allow_mmengine_checkpoints, load_weights  # noqa: F401
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -127,57 +123,6 @@ def _read_safetensors(path: str) -> dict:
         raise CheckpointError(f'checkpoint file not found: {path}') from None
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f'{path} is not a readable safetensors file: {exc}') from exc
-
-
-def _statistics_method(owner, name):
-    """The one ``getattr`` mmengine checkpoints need: the message hub pickles
-    ``HistoryBuffer``'s statistics methods (min, max, current, mean) by reference."""
-    from mmengine.logging import HistoryBuffer
-    allowed = {'min', 'max', 'current', 'mean', *HistoryBuffer._statistics_methods}
-    if owner is HistoryBuffer and name in allowed:
-        return getattr(owner, name)
-    raise pickle.UnpicklingError(
-        f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint: only '
-        'HistoryBuffer statistics methods are allowed')
-
-
-def mmengine_checkpoint_globals() -> list:
-    """The globals mmengine writes into its checkpoints beside tensors: the message hub's
-    ``HistoryBuffer`` and the numpy arrays and scalars inside it (under numpy 1's and
-    numpy 2's module names, so that checkpoints move between the two),
-    ``collections.Counter`` (scheduler milestones), ``_codecs.encode`` (bytes) and a
-    ``getattr`` restricted to ``HistoryBuffer``'s statistics methods."""
-    import numpy as np
-    from mmengine.logging import HistoryBuffer
-    multiarray = importlib.import_module(
-        'numpy._core.multiarray' if int(np.__version__.split('.')[0]) >= 2 else
-        'numpy.core.multiarray')
-    dtypes = {type(np.dtype(t)) for t in (np.float64, np.float32, np.int64, np.int32, np.bool_)}
-    numpy_globals = [(multiarray._reconstruct, f'numpy.{core}.multiarray._reconstruct')
-                     for core in ('core', '_core')]
-    numpy_globals += [(multiarray.scalar, f'numpy.{core}.multiarray.scalar')
-                      for core in ('core', '_core')]
-    return [HistoryBuffer, np.ndarray, np.dtype, *numpy_globals, *dtypes, collections.Counter,
-            codecs.encode, (_statistics_method, 'builtins.getattr')]
-
-
-_ALLOWED = False
-
-
-def allow_mmengine_checkpoints() -> None:
-    """Let mmfocal's readers and, on torch >= 2.6 (whose ``torch.load`` reads
-    ``weights_only=True`` by default), every ``torch.load`` of the process read the
-    checkpoints mmengine writes (resume state, message hub logs), by allow-listing exactly
-    :func:`mmengine_checkpoint_globals` (:func:`mmfocal.compat.allow_globals`).
-
-    ``import mmfocal`` calls it, so every entry point that imports mmfocal through a
-    config's ``custom_imports`` (mmdet's and mmseg's inferencers and tools) reads these
-    checkpoints. All of the globals are allowed or, on an error, none; calling it again
-    does nothing."""
-    global _ALLOWED
-    if not _ALLOWED:
-        allow_globals(mmengine_checkpoint_globals())
-        _ALLOWED = True
 
 
 def unwrap(checkpoint, prefix: Optional[str] = None,

@@ -59,7 +59,7 @@ if ! "$py" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev
 fi
 
 "${pip[@]}" "$(pin setuptools)"
-"${pip[@]}" -e ".[det,seg,tests]"
+"${pip[@]}" -e ".[det,seg,tests,docs]"
 "$py" -c "import mmcv.ops; from mmcv.ops import RoIAlign, nms; import mmdet, mmseg, mmfocal"
 echo "$want:$py" > "$stamp"
 echo "setup: done ($py)"

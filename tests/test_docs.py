@@ -26,7 +26,8 @@ FENCE = re.compile(r'^ {0,3}(`{3,}|~{3,})')
 HEADING = re.compile(r'^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$')
 CODE_SPAN = re.compile(r'(`+)(.+?)\1')
 # [text](target "title") and ![alt](target); link texts may hold one level of brackets.
-INLINE_LINK = re.compile(r'!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*(<[^>]*>|[^)\s]*)(?:\s+"[^"]*")?\s*\)')
+INLINE_LINK = re.compile(r'!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]'
+                         r'\(\s*(<[^>]*>|[^)\s]*)(?:\s+"[^"]*")?\s*\)')
 REFERENCE = re.compile(r'^ {0,3}\[[^\]]+\]:\s*(\S+)')
 HTML_LINK = re.compile(r'<(?:a|img)\b[^>]*?\b(?:href|src)="([^"]*)"', re.IGNORECASE)
 SCHEME = re.compile(r'^[a-zA-Z][a-zA-Z0-9+.-]*:')
@@ -197,7 +198,8 @@ def test_link_check_finds_broken_links(tmp_path):
         '[here](#title), ![picture](docs/picture.png), [web](https://example.com/x#y).',
         'Broken: [gone](docs/missing.md), [anchor](docs/guide.md#speed), [self](#nothing),',
         '![picture](docs/missing.png), [deep](docs/guide.md#deep-heading),',
-        '[out](../elsewhere.md), [abs](/etc/passwd), [anchor in a picture](docs/picture.png#x).',
+        '[out](../elsewhere.md), [abs](/etc/passwd),'
+        ' [anchor in a picture](docs/picture.png#x).',
         '',
         '[ref]: docs/nowhere.md',
         '',
@@ -234,9 +236,11 @@ def test_slugs_match_myst():
     parser = markdown_it.MarkdownIt('commonmark')
     for path in markdown_files():
         tokens = parser.parse(read(path))
-        theirs = [slugs.github_slugify(''.join(
-            child.content for child in inline.children if child.type in ('text', 'code_inline')))
-            for opening, inline in zip(tokens, tokens[1:]) if opening.type == 'heading_open']
+        titles = [''.join(child.content for child in inline.children
+                          if child.type in ('text', 'code_inline'))
+                  for opening, inline in zip(tokens, tokens[1:])
+                  if opening.type == 'heading_open']
+        theirs = [slugs.github_slugify(title) for title in titles]
         assert [slug for _, _, slug in headings(read(path))] == theirs, path
 
 
@@ -255,7 +259,8 @@ def test_every_picture_is_shown():
     for path in markdown_files():
         for _, target in links(read(path)):
             if not SCHEME.match(target):
-                shown.add(osp.normpath(osp.join(osp.dirname(path), unquote(target.split('#')[0]))))
+                target = unquote(target.split('#')[0])
+                shown.add(osp.normpath(osp.join(osp.dirname(path), target)))
     pictures = glob.glob(osp.join(DOCS, 'images', '*'))
     assert pictures and not [p for p in pictures if p not in shown]
 

@@ -20,12 +20,16 @@ endif
 TESTS ?= tests
 WHEELS ?=
 
-.PHONY: setup test
+.PHONY: setup test docs
 setup:
 	STACK=$(STACK) bash tools/setup_env.sh $(WHEELS)
 
 test: setup
 	$(PYTHON) -m pytest $(TESTS) -q
+
+# The documentation (docs/en, Sphinx + MyST) as HTML in docs/_build/html; warnings are errors.
+docs: setup
+	$(PYTHON) -m sphinx -W --keep-going -b html docs/en docs/_build/html
 
 # The demo on synthetic data: train, evaluate and draw a FocalNet Mask R-CNN (demo) or a
 # Focal Transformer UperNet (demo-seg) on a CPU; outputs under work_dirs/demo_{det,seg}.

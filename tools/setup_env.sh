@@ -20,8 +20,8 @@ cd "$root"
 
 stack=${STACK:-latest}
 case "$stack" in
-  latest) constraints=requirements/constraints.txt ;;
-  oldest) constraints=requirements/constraints-oldest.txt ;;
+  latest) constraints=requirements/constraints.txt extras=det,seg,tests,docs ;;
+  oldest) constraints=requirements/constraints-oldest.txt extras=det,seg,tests ;;
   *) echo "setup: STACK must be latest or oldest, got '$stack'" >&2; exit 2 ;;
 esac
 torch_version=$(sed -n 's/^torch==//p' "$constraints")
@@ -71,7 +71,7 @@ if ! mmcv_ops_load; then
 fi
 
 "${pip[@]}" setuptools
-"${pip[@]}" -e ".[det,seg,tests]"
+"${pip[@]}" -e ".[$extras]"
 "$py" -c "import mmcv.ops; from mmcv.ops import RoIAlign, nms; import mmdet, mmseg, mmfocal"
 echo "$want" > "$stamp"
 echo "setup: $stack stack done ($py, torch $torch_version)"

@@ -6,7 +6,7 @@ _base_ = [
 ]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# ImageNet-1K weights from the authors' release (see the README).
+# ImageNet-1K weights from the authors' release (see docs/en/checkpoints.md).
 pretrained = 'checkpoints/focal-tiny-is224-ws7.pth'
 model = dict(
     backbone=dict(

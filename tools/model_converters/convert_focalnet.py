@@ -17,6 +17,8 @@ the config's model: every model key must be present with its shape (whole models
 adaptable by ``mmfocal.models.checkpoint.adapt_state_dict`` (backbones); any difference
 is an error that lists the keys.
 
+Usage::
+
     python tools/model_converters/convert_focalnet.py focalnet_tiny_srf.pth tiny.pth
     python tools/model_converters/convert_focalnet.py \\
         focalnet_tiny_srf_maskrcnn_1x.pth maskrcnn_t.pth \\

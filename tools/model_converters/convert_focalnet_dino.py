@@ -4,11 +4,13 @@ Reads the ``{'model': ...}`` checkpoints of FocalNet/FocalNet-DINO (e.g.
 ``focalnet_large_fl4_o365_finetuned_on_coco.pth``; optimizer state and the training
 command line ``args`` beside it are ignored) with ``torch.load(weights_only=True)`` and
 writes ``{'state_dict': ...}`` for ``tools/test.py CONFIG DST``. The key map is
-``mmfocal.models.dino_checkpoint.KEY_MAP`` (listed in the README); a key it does not
-cover is an error. COCO class rows (indexed by category id, 91) become mmdet's 80
+``mmfocal.models.dino_checkpoint.KEY_MAP`` (listed in docs/en/systems.md); a key it does
+not cover is an error. COCO class rows (indexed by category id, 91) become mmdet's 80
 labels; ``--class-rows all`` keeps them (Objects365: 366 rows, a config with
 ``num_classes=366``). With ``--config`` every key and shape is checked against the
 config's model.
+
+Usage::
 
     python tools/model_converters/convert_focalnet_dino.py \\
         focalnet_large_fl4_o365_finetuned_on_coco.pth dino_focalnet_l_fl4_coco.pth \\

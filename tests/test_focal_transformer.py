@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmfocal.compat import TORCH_VERSION
 from mmfocal.models.backbones import focal_transformer
 from mmfocal.models.backbones.focal_transformer import FocalTransformer, key_layout
 from mmfocal.models.checkpoint import load_pretrained
@@ -525,6 +526,7 @@ def test_export_equals_eager_and_keeps_the_layout_cache_real():
 
 
 def compiled_step_matches_eager(backend):
+    torch._dynamo.reset()  # static shapes: no recompilation from other tests' sizes
     torch.manual_seed(0)
     model = FocalTransformer(**TRACED).train()
     x = torch.randn(2, 3, 44, 60)
@@ -547,6 +549,8 @@ def test_compile_training_step_equals_eager():
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(TORCH_VERSION < (2, 2), reason='inductor of torch 2.1 fails to generate '
+                    'code for the key layout\'s integer arithmetic (aot_eager runs)')
 def test_compile_inductor_training_step_equals_eager():
     compiled_step_matches_eager('inductor')
 

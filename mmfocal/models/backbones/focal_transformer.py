@@ -303,7 +303,7 @@ class FocalAttention(nn.Module):
         else:
             # (nH, nW, w^2, N): position bias + key mask, the same for every image
             mask = bias[:, None] + key_mask
-            k, v = qkv[1:, :, :, layout.key_index].reshape(
+            k, v = qkv[1:].index_select(3, layout.key_index).view(
                 2, batch, windows, -1, dims // heads)
             out = F.scaled_dot_product_attention(
                 q.view(batch, windows, area, -1), k, v,

@@ -1,6 +1,7 @@
 """tools/analysis/benchmark.py: every model runs in its own process, in both modes; the
 references compute what mmfocal's models compute; ratios to Swin-T are printed; compute
 paths and precisions make rows and tables; a failing model leaves its row empty."""
+import argparse
 import os.path as osp
 import re
 import subprocess
@@ -96,3 +97,14 @@ def test_a_failing_model_leaves_its_row_empty_and_the_exit_status_nonzero():
     assert re.search(r'^  FocalNet-T\s+failed$', done.stdout, re.M), done.stdout
     assert 'FocalNet-T (fp32): FocalNet-T at 0 failed' in done.stderr
     assert 'with B, H, W >= 1' in done.stderr
+
+
+def test_worker_measures_every_precision_in_one_process(monkeypatch):
+    """As on CUDA: one model, one process, a measurement per precision, on the path given."""
+    monkeypatch.setitem(benchmark.COMPUTE_PATHS, 'cpu', benchmark.COMPUTE_PATHS['cpu'])
+    args = argparse.Namespace(worker='FocalTransformer-T', paths=['autograd/nchw'],
+                              sizes=['32'], batch=1, steps=1, warmup=1, mode='train',
+                              device='cpu', precisions=['fp32', 'bf16'])
+    results = benchmark.worker(args)
+    assert len(results) == 2 and all(r['seconds'] > 0 for r in results)
+    assert benchmark.COMPUTE_PATHS['cpu'] == benchmark.ComputePath(False, False)

@@ -293,7 +293,8 @@ def report(results, batch, rows):
 
 def measure_size(args, text: str, rows: dict) -> dict:
     """{precision: {row label: median {seconds, peak} over rounds, or None where every
-    round failed}} at one input size; failures are printed and leave a row empty."""
+    round failed}} at one input size; each measurement and failure is printed to stderr
+    as it comes (a run stopped early keeps them), a failure leaves a row empty."""
     runs = {precision: {label: [] for label in rows} for precision in args.precisions}
     groups = [[p] for p in args.precisions] if args.device == 'cpu' else [args.precisions]
     labels = list(rows)
@@ -307,6 +308,8 @@ def measure_size(args, text: str, rows: dict) -> dict:
                     continue
                 for precision, result in zip(precisions, results):
                     runs[precision][label].append(result)
+                    print(f'round {i + 1}, {label}, {precision}: {result["seconds"] * 1e3:.1f} '
+                          f'ms, {result["peak"] / 2**20:.0f} MiB', file=sys.stderr, flush=True)
     return {precision: {label: dict(seconds=statistics.median(r['seconds'] for r in rs),
                                     peak=statistics.median(r['peak'] for r in rs))
                         if rs else None for label, rs in by_label.items()}

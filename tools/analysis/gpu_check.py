@@ -190,7 +190,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--dry-run', action='store_true',
                         help='on the CPU, tiny sizes, one step: checks the script')
-    parser.add_argument('--budget', type=float, default=450,
+    parser.add_argument('--budget', type=float, default=420,
                         help='seconds for all sections together')
     parser.add_argument('--out', default=os.environ.get('OUT') or 'work_dirs/gpu_check',
                         help='folder of the logs (default $OUT, else work_dirs/gpu_check)')

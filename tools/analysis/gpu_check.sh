@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU check of mmfocal's backbones (tools/analysis/gpu_check.py): environment, CUDA
-# tests, convolution timings and the benchmark tables, within 7.5 minutes; logs in $OUT.
+# tests, convolution timings and the benchmark tables, within 7 minutes; logs in $OUT.
 #
 #   bash tools/analysis/gpu_check.sh wheels      here, with the package index: fetch the
 #                                                wheels into .whl/ (ignored by git)

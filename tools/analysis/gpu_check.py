@@ -9,13 +9,17 @@ the others, and one that would start with less than a minute left is skipped:
 2. ``tests``: the backbones' CUDA tests (outputs and float64 gradients against the CPU on
    every compute path; autocast steps in bfloat16 and float16 finite and close to
    float32) and the compute-path tests;
-3. ``convs``: forward, input- and weight-gradient times of FocalNet-T's depthwise focal
+3. to 5. the training tables of ``benchmark.py`` at 512x768 batch 2 and 224 batch 8 and
+   its inference table at 224 batch 8 (float32, bfloat16 and float16 autocast; every
+   compute path; against Swin-T, with peak memory);
+6. ``convs``: forward, input- and weight-gradient times of FocalNet-T's depthwise focal
    convolutions, per layout and precision;
-4. the training and inference tables of ``benchmark.py`` (float32, bfloat16 and float16
-   autocast; every compute path; against Swin-T, with peak memory), at 512x768 batch 2
-   and 224 batch 8, and the 512x768 training table again with ``cudnn.benchmark``.
+7. and 8. the 512x768 training table again with ``cudnn.benchmark``, and the inference
+   table at 512x768.
 
-``OUT/summary.txt`` lists each section's status and time. ``--dry-run`` runs every
+The first section's output goes to ``OUT/summary.txt`` instead, followed at the end by
+every section's status and time (8 files in all: the device tool brings back no more).
+``--dry-run`` runs every
 section on the CPU with tiny sizes, one round and one step, no float16 and longer time
 limits, to check the script itself.
 Run it through ``tools/analysis/gpu_check.sh``, which installs the OpenMMLab packages the
@@ -114,14 +118,14 @@ def check(args) -> int:
         else:
             print(f'===== {name} (at most {min(limit, left):.0f} s)', flush=True)
             began = time.monotonic()
-            status = run_section(command, min(limit, left),
-                                 osp.join(args.out, f'{number:02d}_{name}.txt'))
+            log = 'summary.txt' if number == 1 else f'{number:02d}_{name}.txt'
+            status = run_section(command, min(limit, left), osp.join(args.out, log))
             seconds = time.monotonic() - began
         summary.append(f'{name:36s} {seconds:6.1f} s  {status}')
         print(f'===== {summary[-1]}', flush=True)
     summary.append(f'{"total":36s} {time.monotonic() - start:6.1f} s')
-    with open(osp.join(args.out, 'summary.txt'), 'w') as f:
-        f.write('\n'.join(summary) + '\n')
+    with open(osp.join(args.out, 'summary.txt'), 'a') as f:
+        f.write('\n' + '\n'.join(summary) + '\n')
     print('\n'.join(summary))
     return 0 if all(line.endswith(' ok') for line in summary[:-1]) else 1
 

@@ -29,14 +29,14 @@ PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'strict')
 
 @dataclass
 class ComputePath:
-    """How the backbones compute with gradients on one device type; the same function
-    either way, only speed and memory differ.
+    """How the backbones compute on one device type: the same function either way, only
+    speed and memory differ.
 
     Attributes:
-        recompute (bool): the focal levels (``FocalContext``), the MLP (:class:`GeluMlp`)
-            and the focal attention (``GatheredAttention``) are autograd Functions that
-            keep less for backward and recompute the rest there; else plain autograd over
-            the same operations.
+        recompute (bool): with gradients, the focal levels (``FocalContext``), the MLP
+            (:class:`GeluMlp`) and the focal attention (``GatheredAttention``) are autograd
+            Functions that keep less for backward and recompute the rest there; else plain
+            autograd over the same operations.
         channels_last_convs (bool): FocalNet's depthwise focal convolutions run on
             channels-last memory (the tokens' own layout); else on (B, C, H, W) copies.
     """
@@ -44,8 +44,9 @@ class ComputePath:
     channels_last_convs: bool = True
 
 
-# Per device type; a device type without an entry takes 'cuda''s. Assign fields (or
-# entries) before a step to compare paths: tools/analysis/benchmark.py --paths does.
+#: The :class:`ComputePath` of each device type (the 'cuda' entry for device types without
+#: one). Assign an entry before a step to take another path, as
+#: ``tools/analysis/benchmark.py --paths`` does.
 COMPUTE_PATHS = {'cpu': ComputePath(recompute=True, channels_last_convs=True),
                  'cuda': ComputePath(recompute=True, channels_last_convs=False)}
 

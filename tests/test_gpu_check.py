@@ -6,6 +6,7 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+import benchmark  # noqa: E402
 import gpu_check  # noqa: E402
 
 
@@ -52,7 +53,8 @@ def test_dry_run_sections_are_the_gpu_sections_on_the_cpu():
     counts of the dry run, and no float16."""
     gpu = gpu_check.sections(gpu_check.argparse.Namespace(dry_run=False, device='cuda'))
     dry = gpu_check.sections(gpu_check.argparse.Namespace(dry_run=True, device='cpu'))
-    assert len(gpu) == len(dry) == 8
+    assert len(gpu) == len(dry) == 8  # 7 logs and the summary: what the device brings back
+    assert gpu_check.PATHS == list(benchmark.PATHS)
     swap = {'cuda': 'cpu', '512x768': '32x48', '224': '32', '2': '1', '8': '1', '10': '1',
             '20': '1', '3': '1'}
     for (gpu_name, _, gpu_cmd), (dry_name, _, dry_cmd) in zip(gpu, dry):

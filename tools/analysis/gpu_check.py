@@ -37,6 +37,7 @@ SCRIPT = osp.abspath(__file__)
 ROOT = osp.dirname(osp.dirname(osp.dirname(SCRIPT)))
 PYTHON = sys.executable
 BENCHMARK = [PYTHON, 'tools/analysis/benchmark.py']
+# benchmark.py's compute paths (that module imports torch, which this one does not)
 PATHS = ['recompute/nhwc', 'recompute/nchw', 'autograd/nhwc', 'autograd/nchw']
 TRAIN_MODELS = ['FocalNet-T', 'FocalNet-T channels-first', 'FocalTransformer-T', 'Swin-T']
 # a section is not started with less time left than this (seconds)

@@ -1,7 +1,7 @@
 """Layers both backbones share (mmfocal/models/backbones/base.py)."""
 import torch
 
-from mmfocal.models.backbones.base import GeluMlp, Mlp
+from mmfocal.models.backbones.base import COMPUTE_PATHS, ComputePath, GeluMlp, Mlp, compute_path
 
 
 def plain_mlp(mlp, x):
@@ -49,3 +49,23 @@ def test_mlp_with_dropout_or_autocast_uses_plain_ops():
     assert not torch.equal(mlp.eval()(x), first)
     with torch.autocast('cpu', dtype=torch.bfloat16):
         assert mlp.train(False)(x).dtype == torch.bfloat16
+
+
+def test_compute_paths_by_device_type():
+    """Recomputation everywhere; focal convolutions channels-last on the CPU only; device
+    types without an entry take CUDA's path."""
+    assert compute_path(torch.device('cpu')) == ComputePath(True, True)
+    assert compute_path(torch.device('cuda')) == ComputePath(True, False)
+    assert compute_path(torch.device('meta')) is COMPUTE_PATHS['cuda']
+
+
+def test_mlp_runs_plain_autograd_where_the_path_does_not_recompute(monkeypatch):
+    torch.manual_seed(0)
+    mlp = Mlp(8, 32).double()
+    x = torch.randn(3, 8, dtype=torch.float64, requires_grad=True)
+    fused = mlp(x)
+    monkeypatch.setitem(COMPUTE_PATHS, 'cpu', ComputePath(recompute=False))
+    plain = mlp(x)
+    assert fused.grad_fn.name() == 'GeluMlpBackward'
+    assert plain.grad_fn.name() != 'GeluMlpBackward'
+    torch.testing.assert_close(plain, fused, rtol=1e-12, atol=1e-12)

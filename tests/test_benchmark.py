@@ -1,5 +1,7 @@
 """tools/analysis/benchmark.py: every model runs in its own process, in both modes; the
-references compute what mmfocal's models compute; ratios to Swin-T are printed."""
+references compute what mmfocal's models compute; ratios to Swin-T are printed; compute
+paths and precisions make rows and tables; a failing model leaves its row empty."""
+import argparse
 import os.path as osp
 import re
 import subprocess
@@ -9,6 +11,8 @@ import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+import benchmark  # noqa: E402
 MODELS = ('FocalNet-T', 'FocalNet-T channels-first', 'FocalTransformer-T',
           'FocalTransformer-T rolls+unfold', 'Swin-T')
 
@@ -39,3 +43,68 @@ def test_benchmark_rejects_cuda_without_a_device():
         [sys.executable, 'tools/analysis/benchmark.py', '--device', 'cuda'],
         cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 2 and 'no CUDA device' in done.stderr
+
+
+def run_benchmark(*args):
+    return subprocess.run(
+        [sys.executable, 'tools/analysis/benchmark.py', '--rounds', '1', '--steps', '1',
+         '--batch', '1', *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_rows_per_compute_path_that_changes_the_model():
+    """FocalNet-T's rows differ in functions and layout, FocalTransformer-T's in functions
+    only, inference rows in nothing that only the backward reads; Swin-T and the
+    references once, on the device's default path."""
+    models = ['FocalNet-T', 'FocalTransformer-T', 'Swin-T', 'FocalNet-T channels-first']
+    train = benchmark.table_rows(models, list(benchmark.PATHS), 'train')
+    assert train == {
+        'FocalNet-T recompute/nhwc': ('FocalNet-T', 'recompute/nhwc'),
+        'FocalNet-T recompute/nchw': ('FocalNet-T', 'recompute/nchw'),
+        'FocalNet-T autograd/nhwc': ('FocalNet-T', 'autograd/nhwc'),
+        'FocalNet-T autograd/nchw': ('FocalNet-T', 'autograd/nchw'),
+        'FocalTransformer-T recompute': ('FocalTransformer-T', 'recompute/nhwc'),
+        'FocalTransformer-T autograd': ('FocalTransformer-T', 'autograd/nhwc'),
+        'Swin-T': ('Swin-T', None),
+        'FocalNet-T channels-first': ('FocalNet-T channels-first', None)}
+    infer = benchmark.table_rows(models, ['autograd/nchw', 'recompute/nhwc'], 'infer')
+    assert list(infer) == ['FocalNet-T nchw', 'FocalNet-T nhwc', 'FocalTransformer-T',
+                           'Swin-T', 'FocalNet-T channels-first']
+    assert benchmark.table_rows(models, None, 'train') == {m: (m, None) for m in models}
+
+
+def test_set_path_sets_the_devices_compute_path(monkeypatch):
+    monkeypatch.setitem(benchmark.COMPUTE_PATHS, 'cuda', benchmark.COMPUTE_PATHS['cuda'])
+    benchmark.set_path('cuda', 'autograd/nhwc')
+    assert benchmark.COMPUTE_PATHS['cuda'] == benchmark.ComputePath(False, True)
+
+
+def test_one_table_per_precision_with_a_row_per_path():
+    done = run_benchmark('--mode', 'infer', '--sizes', '64x96', '--models', 'FocalNet-T',
+                         '--paths', 'recompute/nhwc', 'recompute/nchw', '--precisions',
+                         'fp32', 'bf16', '--cudnn-benchmark')
+    assert done.returncode == 0, done.stderr[-3000:]
+    tables = re.split(r'^input 1x3x64x96, (\w+)$', done.stdout, flags=re.M)[1:]
+    assert tables[::2] == ['fp32', 'bf16'], done.stdout
+    for table in tables[1::2]:
+        assert re.findall(r'^  (FocalNet-T \w+)\s+[\d.]+\s+[\d.]+\s+-?\d+$', table,
+                          re.M) == ['FocalNet-T nhwc', 'FocalNet-T nchw'], done.stdout
+    assert 'cudnn.benchmark' in done.stdout.splitlines()[0]
+
+
+def test_a_failing_model_leaves_its_row_empty_and_the_exit_status_nonzero():
+    done = run_benchmark('--sizes', '0', '--models', 'FocalNet-T')
+    assert done.returncode == 1
+    assert re.search(r'^  FocalNet-T\s+failed$', done.stdout, re.M), done.stdout
+    assert 'FocalNet-T (fp32): FocalNet-T at 0 failed' in done.stderr
+    assert 'with B, H, W >= 1' in done.stderr
+
+
+def test_worker_measures_every_precision_in_one_process(monkeypatch):
+    """As on CUDA: one model, one process, a measurement per precision, on the path given."""
+    monkeypatch.setitem(benchmark.COMPUTE_PATHS, 'cpu', benchmark.COMPUTE_PATHS['cpu'])
+    args = argparse.Namespace(worker='FocalTransformer-T', paths=['autograd/nchw'],
+                              sizes=['32'], batch=1, steps=1, warmup=1, mode='train',
+                              device='cpu', precisions=['fp32', 'bf16'])
+    results = benchmark.worker(args)
+    assert len(results) == 2 and all(r['seconds'] > 0 for r in results)
+    assert benchmark.COMPUTE_PATHS['cpu'] == benchmark.ComputePath(False, False)

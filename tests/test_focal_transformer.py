@@ -8,8 +8,12 @@ import torch.nn.functional as F
 
 from mmfocal.compat import TORCH_VERSION
 from mmfocal.models.backbones import focal_transformer
-from mmfocal.models.backbones.focal_transformer import FocalTransformer, key_layout
+from mmfocal.models.backbones.base import COMPUTE_PATHS, ComputePath
+from mmfocal.models.backbones.focal_transformer import (FocalTransformer, GatheredAttention,
+                                                        key_layout)
 from mmfocal.models.checkpoint import load_pretrained
+
+from _steps import AMP_CASES, check_amp_step, check_cuda_equals_cpu
 
 TINY = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(2, 2, 2, 4), drop_path_rate=0.)
 VARIANTS = {
@@ -19,6 +23,8 @@ VARIANTS = {
     'L': dict(embed_dims=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
 }
 IMAGENET_WINDOWS = (7, 5, 3, 1)
+# the attention as GatheredAttention or through plain autograd
+PATHS = [ComputePath(recompute=True), ComputePath(recompute=False)]
 
 
 def expected_shapes(batch, h, w, dims, out_indices=(0, 1, 2, 3)):
@@ -189,12 +195,13 @@ def test_pool_methods_and_levels_match_reference(pool_method, focal_levels):
         assert check_against_reference(model, (60, 45), wrap=False) == 6 + 2 + 1 + 1
 
 
-@pytest.mark.parametrize('chunk_bytes', [None, 1])
-def test_gradients_match_slow_reference(chunk_bytes, monkeypatch):
+@pytest.mark.parametrize('chunk_bytes, recompute', [(None, True), (1, True), (None, False)])
+def test_gradients_match_slow_reference(chunk_bytes, recompute, monkeypatch):
     """Gradients reach every bias table through the fused attention's additive mask, with
-    all windows in one chunk or one window per chunk."""
+    all windows in one chunk or one window per chunk, or through plain autograd."""
     if chunk_bytes:
         monkeypatch.setattr(focal_transformer, 'CHUNK_BYTES', chunk_bytes)
+    monkeypatch.setitem(COMPUTE_PATHS, 'cpu', ComputePath(recompute=recompute))
     torch.manual_seed(0)
     model = FocalTransformer(**TINY, focal_windows=(5, 3, 3, 1)).double()
     block = model.layers[0].blocks[0]
@@ -560,7 +567,6 @@ def test_gathered_attention_gradcheck(chunk_bytes, monkeypatch):
     """The hand-written backward against finite differences (float64): repeated and
     masked keys, several windows and heads, windows in one chunk, one per chunk or two
     (the last chunk shorter)."""
-    from mmfocal.models.backbones.focal_transformer import GatheredAttention
     if chunk_bytes:
         monkeypatch.setattr(focal_transformer, 'CHUNK_BYTES', chunk_bytes)
         assert len(GatheredAttention.chunks(torch.zeros(2, 2, 3, 4, 1, dtype=torch.float64),
@@ -579,3 +585,45 @@ def test_gathered_attention_gradcheck(chunk_bytes, monkeypatch):
         lambda q, table, bias: GatheredAttention.apply(q, table, key_index, bias, key_mask,
                                                        0.7),
         (*inputs, bias))
+
+
+@pytest.mark.parametrize('path', PATHS, ids=str)
+def test_compute_path_chooses_the_gathered_attention(path, monkeypatch):
+    """With gradients, the attention is GatheredAttention where the path recomputes, plain
+    autograd otherwise (the same outputs)."""
+    calls = []
+    apply = GatheredAttention.apply
+    monkeypatch.setattr(GatheredAttention, 'apply',
+                        lambda *args: calls.append(1) or apply(*args))
+    torch.manual_seed(0)
+    model = FocalTransformer(**TINY).train()
+    x = torch.randn(1, 3, 45, 33)
+    default = model(x)
+    calls.clear()
+    monkeypatch.setitem(COMPUTE_PATHS, 'cpu', path)
+    outs = model(x)
+    assert len(calls) == (4 if path.recompute else 0)
+    for got, ref in zip(outs, default):
+        torch.testing.assert_close(got, ref)
+
+
+@pytest.mark.parametrize('path', PATHS, ids=str)
+@pytest.mark.parametrize('device, dtype', AMP_CASES)
+def test_amp_step_close_to_float32(device, dtype, path, monkeypatch):
+    """A training step under autocast (bfloat16, and on CUDA float16) on both compute
+    paths: finite, and outputs and gradients close to the float32 step's."""
+    monkeypatch.setitem(COMPUTE_PATHS, device, path)
+    torch.manual_seed(0)
+    model = FocalTransformer(**TINY).train().to(device)
+    check_amp_step(model, torch.randn(2, 3, 60, 44, device=device), dtype)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('path', PATHS, ids=str)
+def test_cuda_forward_and_gradients_equal_cpu(path, monkeypatch):
+    """The same function on CUDA, on both compute paths, as on the CPU (float64): outputs
+    and every gradient, every bias table's among them."""
+    monkeypatch.setitem(COMPUTE_PATHS, 'cuda', path)
+    torch.manual_seed(0)
+    model = FocalTransformer(**TINY, focal_windows=(5, 3, 3, 1)).double()
+    check_cuda_equals_cpu(model, torch.randn(2, 3, 60, 45, dtype=torch.float64))

@@ -9,17 +9,27 @@ partition, unfold of the pooled map, explicit softmax).
 
 Every (model, round) runs in a fresh process and the rounds alternate the order of the
 models, so that drift of a shared machine falls on all of them. A process builds the
-model, runs one warm-up step, then times ``--steps`` steps: with ``--mode train`` a forward
-and backward pass in ``train()`` mode (drop path 0, gradients set to None before each
-step), with ``--mode infer`` a forward pass under ``torch.inference_mode``. Printed: the
-median over rounds of each model's median step time, images/s, the peak memory of a step
-(``torch.cuda.max_memory_allocated`` growth on GPU; on CPU the growth of the peak resident
-set over the built model's during the warm-up step, the first one, since later steps reuse
-memory that malloc keeps) and the ratios to Swin-T. The process runs with the default
-allocator settings, as a training run does.
+model, runs ``--warmup`` steps, then times ``--steps`` steps: with ``--mode train`` a
+forward and backward pass in ``train()`` mode (drop path 0, gradients set to None before
+each step), with ``--mode infer`` a forward pass under ``torch.inference_mode``; in float32
+or under autocast to each of ``--precisions`` (on CUDA all in one process, on the CPU one
+process each). Printed, per precision: the median over rounds of each model's median step
+time, images/s, the peak memory of a step (``torch.cuda.max_memory_allocated`` growth on
+GPU; on CPU the growth of the peak resident set over the built model's during the first
+warm-up step, since later steps reuse memory that malloc keeps) and the ratios to Swin-T.
+The process runs with the default allocator settings, as a training run does.
+
+``--paths`` compares compute paths of mmfocal's models (``COMPUTE_PATHS`` in
+``mmfocal/models/backbones/base.py``): ``recompute`` (the recomputing autograd Functions)
+or ``autograd`` (plain autograd), and FocalNet's focal convolutions on channels-last
+(``nhwc``) or (B, C, H, W) (``nchw``) memory; each model gets one row per distinct part
+that changes it (FocalTransformer-T has no focal convolutions; inference no backward).
+``--cudnn-benchmark`` lets cuDNN time its algorithms, for every model.
 
     python tools/analysis/benchmark.py --mode train --sizes 512x768 --batch 2
     python tools/analysis/benchmark.py --mode infer --sizes 224 --batch 8
+    python tools/analysis/benchmark.py --device cuda --precisions fp32 bf16 fp16 \
+        --paths recompute/nchw recompute/nhwc autograd/nchw autograd/nhwc
 """
 import argparse
 import json
@@ -31,6 +41,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from mmfocal.models.backbones.base import COMPUTE_PATHS, ComputePath
 from mmfocal.models.backbones.focal_transformer import FocalAttention, FocalTransformer
 from mmfocal.models.backbones.focalnet import FocalModulation, FocalNet
 
@@ -39,6 +50,9 @@ MODELS = ('FocalNet-T', 'FocalNet-T channels-first', 'FocalTransformer-T',
 BASELINE = 'Swin-T'
 REFERENCES = {'FocalNet-T channels-first': 'FocalNet-T',
               'FocalTransformer-T rolls+unfold': 'FocalTransformer-T'}
+PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+# compute paths: functions (recompute / autograd) / layout of the focal convolutions
+PATHS = ('recompute/nhwc', 'recompute/nchw', 'autograd/nhwc', 'autograd/nchw')
 
 
 class ChannelsFirstModulation(FocalModulation):
@@ -153,18 +167,44 @@ def step_fn(model, x, mode):
     return step
 
 
-def measure(name, size, batch, steps, mode, device, amp):
-    """One model in this process: median step time (s) and peak step memory (bytes)."""
-    model = build(name, size).to(device)
+def set_path(device: str, path: str) -> None:
+    """Make ``path`` (one of :data:`PATHS`) the compute path of ``device`` in this process."""
+    functions, layout = path.split('/')
+    COMPUTE_PATHS[device] = ComputePath(recompute=functions == 'recompute',
+                                        channels_last_convs=layout == 'nhwc')
+
+
+def path_parts(name: str, mode: str) -> list:
+    """Indices of the parts of a path (functions, layout) that change how ``name``
+    computes in ``mode``."""
+    parts = [0] if mode == 'train' and name in ('FocalNet-T', 'FocalTransformer-T') else []
+    return parts + [1] if name == 'FocalNet-T' else parts
+
+
+def table_rows(models, paths, mode) -> dict:
+    """{row label: (model, path or None for the device's default)}: each model once per
+    distinct part of ``paths`` that changes it (Swin-T and the references: once)."""
+    rows = {}
+    for name in models:
+        for path in paths or [None]:
+            parts = [part for i, part in enumerate(path.split('/'))
+                     if i in path_parts(name, mode)] if path else []
+            label = f'{name} {"/".join(parts)}' if parts else name
+            rows.setdefault(label, (name, path if parts else None))
+    return rows
+
+
+def measure(model, x, steps, warmup, mode, device, dtype):
+    """Median step time (s) and peak step memory (bytes) of ``model`` on x, under autocast
+    to ``dtype`` unless it is None."""
     model.train(mode == 'train')
-    x = torch.randn(batch, 3, *size, device=device)
     step = step_fn(model, x, mode)
-    if amp:
-        step = torch.autocast(device, dtype=torch.bfloat16 if device == 'cpu'
-                              else torch.float16)(step)
+    if dtype is not None:
+        step = torch.autocast(device, dtype=dtype)(step)
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     if device == 'cuda':
-        step()  # warm-up: caches, kernels
+        for _ in range(warmup):  # caches, kernels, cuDNN's timings
+            step()
         sync()
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
@@ -174,7 +214,8 @@ def measure(name, size, batch, steps, mode, device, amp):
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')  # reset the peak resident set size to the current one
         base = resident_bytes('VmRSS')
-        step()
+        for _ in range(warmup):
+            step()
         peak = resident_bytes('VmHWM') - base
     times = []
     for _ in range(steps):
@@ -200,22 +241,42 @@ def parse_size(text: str):
     return int(h), int(w or h)
 
 
-def run_worker(args, name, text, batch):
+def run_worker(args, name, path, text, precisions):
+    """[{seconds, peak}] of ``name`` on ``path`` for each of ``precisions``, measured in a
+    fresh process."""
     cmd = [sys.executable, __file__, '--worker', name, '--sizes', text, '--batch',
-           str(batch), '--mode', args.mode, '--steps', str(args.steps), '--device',
-           args.device, '--threads', str(torch.get_num_threads())]
-    cmd += ['--amp'] if args.amp else []
+           str(args.batch), '--mode', args.mode, '--steps', str(args.steps), '--warmup',
+           str(args.warmup), '--device', args.device, '--threads',
+           str(torch.get_num_threads()), '--precisions', *precisions]
+    cmd += ['--paths', path] if path else []
+    cmd += ['--cudnn-benchmark'] if args.cudnn_benchmark else []
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f'{name} at {text} failed:\n{done.stderr[-3000:]}')
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def report(results, batch):
+def worker(args) -> list:
+    """The measurements of one model (``--worker``) for each of ``--precisions``."""
+    if args.paths:
+        set_path(args.device, args.paths[0])
+    size = parse_size(args.sizes[0])
+    model = build(args.worker, size).to(args.device)
+    x = torch.randn(args.batch, 3, *size, device=args.device)
+    return [measure(model, x, args.steps, args.warmup, args.mode, args.device,
+                    PRECISIONS[precision]) for precision in args.precisions]
+
+
+def report(results, batch, rows):
+    """One table: ``results`` {row label: {seconds, peak}, or None where the model failed},
+    ``rows`` :func:`table_rows`."""
     base = results.get(BASELINE)
     print(f'  {"model":32s} {"step ms":>9s} {"img/s":>8s} {"peak MiB":>9s}'
           + (f' {"speed vs Swin-T":>16s} {"memory vs Swin-T":>17s}' if base else ''))
     for name, r in results.items():
+        if r is None:
+            print(f'  {name:32s} failed')
+            continue
         line = (f'  {name:32s} {r["seconds"] * 1e3:9.1f} {batch / r["seconds"]:8.2f} '
                 f'{r["peak"] / 2**20:9.0f}')
         if base:
@@ -223,13 +284,39 @@ def report(results, batch):
                      f'{r["peak"] / max(base["peak"], 1):16.2f}x')
         print(line)
     for ref, model in REFERENCES.items():
-        if ref in results and model in results:
-            print(f'  {model} vs {ref}: {results[ref]["seconds"] / results[model]["seconds"]:.2f}x '
-                  f'the speed, {results[model]["peak"] / max(results[ref]["peak"], 1):.2f}x '
-                  'the peak memory')
+        for label, r in results.items():
+            if rows[label][0] == model and r and results.get(ref):
+                print(f'  {label} vs {ref}: {results[ref]["seconds"] / r["seconds"]:.2f}x '
+                      f'the speed, {r["peak"] / max(results[ref]["peak"], 1):.2f}x '
+                      'the peak memory')
 
 
-def main():
+def measure_size(args, text: str, rows: dict) -> dict:
+    """{precision: {row label: median {seconds, peak} over rounds, or None where every
+    round failed}} at one input size; each measurement and failure is printed to stderr
+    as it comes (a run stopped early keeps them), a failure leaves a row empty."""
+    runs = {precision: {label: [] for label in rows} for precision in args.precisions}
+    groups = [[p] for p in args.precisions] if args.device == 'cpu' else [args.precisions]
+    labels = list(rows)
+    for i in range(args.rounds):
+        for label in labels if i % 2 == 0 else labels[::-1]:
+            for precisions in groups:
+                try:
+                    results = run_worker(args, *rows[label], text, precisions)
+                except RuntimeError as error:
+                    print(f'{label} ({", ".join(precisions)}): {error}', file=sys.stderr)
+                    continue
+                for precision, result in zip(precisions, results):
+                    runs[precision][label].append(result)
+                    print(f'round {i + 1}, {label}, {precision}: {result["seconds"] * 1e3:.1f} '
+                          f'ms, {result["peak"] / 2**20:.0f} MiB', file=sys.stderr, flush=True)
+    return {precision: {label: dict(seconds=statistics.median(r['seconds'] for r in rs),
+                                    peak=statistics.median(r['peak'] for r in rs))
+                        if rs else None for label, rs in by_label.items()}
+            for precision, by_label in runs.items()}
+
+
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--mode', choices=('train', 'infer'), default='train')
     parser.add_argument('--sizes', nargs='+', default=['512x768'],
@@ -237,25 +324,47 @@ def main():
     parser.add_argument('--batch', type=int, default=2)
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--amp', action='store_true',
-                        help='autocast: float16 on cuda, bfloat16 on cpu')
+                        help='autocast: --precisions fp16 on cuda, bf16 on cpu')
+    parser.add_argument('--precisions', nargs='+', choices=PRECISIONS,
+                        help='float32 and/or autocast dtypes (default fp32)')
+    parser.add_argument('--paths', nargs='+', choices=PATHS,
+                        help='compute paths of mmfocal\'s models (default: the device\'s)')
+    parser.add_argument('--cudnn-benchmark', action='store_true',
+                        help='torch.backends.cudnn.benchmark = True')
     parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--steps', type=int, default=3, help='timed steps per process')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed steps first')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
     parser.add_argument('--worker', choices=MODELS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
+    if args.amp and args.precisions:
+        parser.error('--amp and --precisions: give one of them')
+    if not args.precisions:
+        args.precisions = [('fp16' if args.device == 'cuda' else 'bf16') if args.amp
+                           else 'fp32']
+    if args.warmup < 1 or args.steps < 1 or args.rounds < 1:
+        parser.error('--warmup, --steps and --rounds must be at least 1')
+    return args
+
+
+def main():
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     if args.worker:
-        print(json.dumps(measure(args.worker, parse_size(args.sizes[0]), args.batch,
-                                 args.steps, args.mode, args.device, args.amp)))
+        print(json.dumps(worker(args)))
         return
     device_name = (torch.cuda.get_device_name() if args.device == 'cuda'
                    else f'cpu, {torch.get_num_threads()} threads')
     print(f'{args.mode}, {device_name}, torch {torch.__version__}'
-          + (', amp' if args.amp else '') + f', {args.rounds} rounds x {args.steps} steps')
+          + (', cudnn.benchmark' if args.cudnn_benchmark else '')
+          + f', {args.rounds} rounds x {args.steps} steps')
+    rows = table_rows(args.models, args.paths, args.mode)
+    failed = False
     for text in args.sizes:
         size = parse_size(text)
         print(f'input {args.batch}x3x{size[0]}x{size[1]}')
@@ -263,15 +372,11 @@ def main():
             if name in args.models:
                 print(f'  {name}: max |output - {REFERENCES[name]}\'s| = '
                       f'{check_reference(name, size, args.device):.1e}')
-        runs = {name: [] for name in args.models}
-        for i in range(args.rounds):
-            order = args.models if i % 2 == 0 else args.models[::-1]
-            for name in order:
-                runs[name].append(run_worker(args, name, text, args.batch))
-        results = {name: dict(seconds=statistics.median(r['seconds'] for r in rs),
-                              peak=statistics.median(r['peak'] for r in rs))
-                   for name, rs in runs.items()}
-        report(results, args.batch)
+        for precision, results in measure_size(args, text, rows).items():
+            print(f'input {args.batch}x3x{size[0]}x{size[1]}, {precision}')
+            report(results, args.batch, rows)
+            failed |= None in results.values()
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == '__main__':

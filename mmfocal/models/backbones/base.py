@@ -4,7 +4,11 @@ Token maps are (B, H, W, C) contiguous throughout; convolutions read (B, C, H, W
 ``permute`` views of them (channels-last strides), so layout changes copy nothing. Only the
 outputs are copied to contiguous (B, C, H, W): necks and heads expect that layout, and some
 of their ops (mmcv's RoIAlign among them) index their input as if it were.
+
+How the backbones compute on each device type is one :class:`ComputePath` in
+:data:`COMPUTE_PATHS`; every choice computes the same function.
 """
+from dataclasses import dataclass
 from typing import List, Sequence, Tuple, Union
 
 import torch
@@ -21,6 +25,35 @@ NUM_STAGES = 4
 
 
 PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'strict')
+
+
+@dataclass
+class ComputePath:
+    """How the backbones compute on one device type: the same function either way, only
+    speed and memory differ.
+
+    Attributes:
+        recompute (bool): with gradients, the focal levels (``FocalContext``), the MLP
+            (:class:`GeluMlp`) and the focal attention (``GatheredAttention``) are autograd
+            Functions that keep less for backward and recompute the rest there; else plain
+            autograd over the same operations.
+        channels_last_convs (bool): FocalNet's depthwise focal convolutions run on
+            channels-last memory (the tokens' own layout); else on (B, C, H, W) copies.
+    """
+    recompute: bool = True
+    channels_last_convs: bool = True
+
+
+#: The :class:`ComputePath` of each device type (the 'cuda' entry for device types without
+#: one). Assign an entry before a step to take another path, as
+#: ``tools/analysis/benchmark.py --paths`` does.
+COMPUTE_PATHS = {'cpu': ComputePath(recompute=True, channels_last_convs=True),
+                 'cuda': ComputePath(recompute=True, channels_last_convs=False)}
+
+
+def compute_path(device: torch.device) -> ComputePath:
+    """The :class:`ComputePath` of ``device``'s type."""
+    return COMPUTE_PATHS.get(device.type, COMPUTE_PATHS['cuda'])
 
 
 def is_int(value) -> bool:
@@ -121,7 +154,8 @@ class GeluMlp(torch.autograd.Function):
 
 class Mlp(nn.Module):
     """fc1 -> GELU -> fc2 on (..., C); with gradients and without dropout, autocast or a
-    tracer (:func:`mmfocal.compat.is_tracing`), as :class:`GeluMlp`."""
+    tracer (:func:`mmfocal.compat.is_tracing`), as :class:`GeluMlp` where the device's
+    :class:`ComputePath` recomputes."""
 
     def __init__(self, dims: int, hidden_dims: int, drop: float = 0.):
         super().__init__()
@@ -132,7 +166,8 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled() and not (self.training and self.drop.p) and \
-                not autocast_enabled(x.device.type) and not is_tracing():
+                not autocast_enabled(x.device.type) and not is_tracing() and \
+                compute_path(x.device).recompute:
             return GeluMlp.apply(x, self.fc1.weight, self.fc1.bias, self.fc2.weight,
                                  self.fc2.bias)
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))

@@ -32,7 +32,7 @@ from ...compat import is_tracing
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number,
-                   is_int)
+                   compute_path, is_int)
 
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
@@ -297,7 +297,8 @@ class FocalAttention(nn.Module):
         bias = self.position_bias(layout.with_neighbours).to(q.dtype)  # (nH, w^2, N)
         key_mask = layout.key_mask.to(q.dtype)[:, None]  # (nW, 1, N)
         attn_drop = self.attn_drop if self.training else 0.
-        if torch.is_grad_enabled() and not attn_drop and not is_tracing():
+        if torch.is_grad_enabled() and not attn_drop and not is_tracing() and \
+                compute_path(x.device).recompute:
             out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, bias,
                                           key_mask, self.scale)
         else:

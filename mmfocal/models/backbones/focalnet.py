@@ -17,7 +17,8 @@ from mmengine.model.weight_init import trunc_normal_
 from ...compat import is_tracing, static_int
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
-                   check_bool, check_layer_norm, check_positive_int, check_positive_number)
+                   check_bool, check_layer_norm, check_positive_int, check_positive_number,
+                   compute_path)
 
 
 def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -58,10 +59,11 @@ def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> t
 
 
 def conv_format(x: torch.Tensor) -> torch.memory_format:
-    """Memory format of the focal convolutions on x's device: channels-last on the CPU
-    (oneDNN's fast depthwise path, and the tokens' own layout), contiguous (B, C, H, W)
-    elsewhere (CUDA's depthwise kernels on channels-last run several times slower)."""
-    return torch.channels_last if x.device.type == 'cpu' else torch.contiguous_format
+    """Memory format of the focal convolutions on x's device, as its
+    :class:`~.base.ComputePath` says: by default channels-last on the CPU (oneDNN's fast
+    depthwise path, and the tokens' own layout), contiguous (B, C, H, W) elsewhere."""
+    return torch.channels_last if compute_path(x.device).channels_last_convs else \
+        torch.contiguous_format
 
 
 def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, flip: bool = False) -> torch.Tensor:
@@ -105,6 +107,18 @@ def depthwise_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.T
     if x.device.type == 'cpu':
         return matmul_conv_backward(x, grad, weight)
     return aten_conv_backward(x, grad, weight)
+
+
+def parameter_strided(weight: torch.Tensor) -> torch.Tensor:
+    """weight (C, 1, k, k) as a view whose gradient takes weight's strides before it
+    accumulates: a convolution on channels-last memory returns the gradient with another
+    stride of the singleton dimension, and DDP warns on every such mismatch."""
+    if not weight.requires_grad:
+        return weight
+    view = weight.view_as(weight)
+    view.register_hook(lambda grad: grad if grad.stride() == weight.stride() else
+                       torch.empty_like(weight).copy_(grad))
+    return view
 
 
 def focal_levels(ctx0: torch.Tensor, weights) -> list:
@@ -197,7 +211,7 @@ class FocalModulation(nn.Module):
 
     ``focal_layers.{k}`` (depthwise conv, GELU) defines level k and its checkpoint keys;
     the levels are computed by :func:`aggregate_context`, with gradients through
-    :class:`FocalContext`.
+    :class:`FocalContext` where the device's :class:`~.base.ComputePath` recomputes.
     """
 
     def __init__(self, dims: int, focal_level: int, focal_window: int, proj_drop: float = 0.,
@@ -226,10 +240,13 @@ class FocalModulation(nn.Module):
         # (B, C, H, W) views of channels-last memory; convolutions keep that layout.
         gates = gates.permute(0, 3, 1, 2)
         ctx, weights = ctx.permute(0, 3, 1, 2), [layer[0].weight for layer in self.focal_layers]
-        if torch.is_grad_enabled() and not is_tracing():
-            ctx_all = FocalContext.apply(ctx, gates, *weights)
-        else:  # the same forward in plain ops, which every tracer sees (FLOPs, ONNX, compile)
+        if not torch.is_grad_enabled() or is_tracing():
+            # the same forward in plain ops, which every tracer sees (FLOPs, ONNX, compile)
             ctx_all = aggregate_context(ctx, gates, weights)
+        elif compute_path(x.device).recompute:
+            ctx_all = FocalContext.apply(ctx, gates, *weights)
+        else:  # plain autograd
+            ctx_all = aggregate_context(ctx, gates, [parameter_strided(w) for w in weights])
         if self.normalize_modulator:
             ctx_all = ctx_all / (self.focal_level + 1)
         # h is a 1x1 convolution: a linear layer over the channels of (B, H, W, C)

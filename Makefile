@@ -6,12 +6,11 @@ STACK ?= latest
 ifeq ($(STACK),oldest)
 PYTHON ?= $(CURDIR)/.venv-oldest/bin/python
 # what the oldest stack runs: backbones, checkpoints, compatibility, installation, entry
-# points, resume, hook, demo and the tools
+# points, resume, hook and demo
 TESTS ?= tests/test_base.py tests/test_focalnet.py tests/test_focal_transformer.py \
 	tests/test_arguments.py tests/test_checkpoint.py tests/test_dino_checkpoint.py \
 	tests/test_compat.py tests/test_install.py tests/test_registry.py \
-	tests/test_entry_points.py tests/test_resume.py tests/test_hook.py tests/test_demo.py \
-	tests/test_tools.py
+	tests/test_entry_points.py tests/test_resume.py tests/test_hook.py tests/test_demo.py
 else ifdef VIRTUAL_ENV
 PYTHON ?= $(VIRTUAL_ENV)/bin/python
 else

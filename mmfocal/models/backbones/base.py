@@ -95,10 +95,25 @@ def check_layer_norm(norm_cfg) -> None:
                          f'over their channels (last dimension), got {norm_cfg!r}')
 
 
+Size = Union[int, torch.Tensor]
+
+
+def padding(size: Size, multiple: int) -> Size:
+    """What brings ``size`` (an int, or a 0-dim tensor where a tracer records sizes) up to a
+    multiple of ``multiple``."""
+    return (multiple - size % multiple) % multiple
+
+
+def known_zero(*sizes: Size) -> bool:
+    """Whether every size is the int 0; a traced size is never known, so that one graph
+    pads whatever input it gets."""
+    return all(isinstance(s, int) and s == 0 for s in sizes)
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Pad (B, C, H, W) on the right/bottom so that H and W are multiples of ``multiple``."""
-    pad_h, pad_w = (-x.shape[-2]) % multiple, (-x.shape[-1]) % multiple
-    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+    pad_h, pad_w = padding(x.shape[-2], multiple), padding(x.shape[-1], multiple)
+    return x if known_zero(pad_h, pad_w) else F.pad(x, (0, pad_w, 0, pad_h))
 
 
 class PatchEmbed(nn.Module):

@@ -32,7 +32,7 @@ from ...compat import is_tracing
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number,
-                   compute_path, is_int)
+                   compute_path, is_int, known_zero, padding)
 
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
@@ -75,6 +75,14 @@ def relative_position_index(window: int, region: int) -> torch.Tensor:
     return rel[0] * (window + region - 1) + rel[1]
 
 
+Size = Union[int, torch.Tensor]
+
+
+def ceil_div(size: Size, step: int) -> Size:
+    """ceil(size / step) of a non-negative int or int tensor (a traced size)."""
+    return (size + step - 1) // step
+
+
 class KeyLayout(NamedTuple):
     """Where every window's queries and keys are in the token table of one feature size.
 
@@ -85,13 +93,12 @@ class KeyLayout(NamedTuple):
     key_index: torch.Tensor  # (nW * N,) token of each key
     key_mask: torch.Tensor  # (nW, N) 0 for keys that exist, -inf for the others
     token_index: torch.Tensor  # (H * W,) position of each fine token in (nW * w^2,)
-    num_windows: int
+    num_windows: Size  # an int, or a 0-dim tensor when the sizes are traced tensors
     with_neighbours: bool
 
 
-@functools.lru_cache(maxsize=64)
-def key_layout(height: int, width: int, window: int, expand: int, focal_window: int,
-               pooled_levels: int, wrap: bool, device: torch.device) -> KeyLayout:
+def window_layout(height: Size, width: Size, window: int, expand: int, focal_window: int,
+                  pooled_levels: int, wrap: bool, device: torch.device) -> KeyLayout:
     """Key positions and mask of every window for an (height, width) token map.
 
     Windows tile the map zero-padded to multiples of ``window`` on the right/bottom.
@@ -102,41 +109,55 @@ def key_layout(height: int, width: int, window: int, expand: int, focal_window: 
     Masked: keys in the padding, pooled cells outside the pooled map and, unless ``wrap``,
     surrounding tokens outside the map. With ``wrap`` the surrounding positions wrap around
     the padded map (torch.roll semantics, as released).
+
+    The sizes are Python ints, or 0-dim int tensors when a tracer records them (the
+    TorchScript ONNX exporter): every size-dependent value is then tensor arithmetic on
+    them, so one exported graph serves every input size. A map of one window cannot be
+    told from a larger one in such a graph: its surrounding slots are kept there and all
+    masked, which leaves the attention as it is without them.
     """
-    n_h, n_w = -(-height // window), -(-width // window)
+    n_h, n_w = ceil_div(height, window), ceil_div(width, window)
     num_windows = n_h * n_w
-    oy = (torch.arange(n_h) * window).repeat_interleave(n_w)[:, None]  # (nW, 1)
-    ox = (torch.arange(n_w) * window).repeat(n_h)[:, None]
+    grid_y, grid_x = torch.meshgrid(torch.arange(n_h), torch.arange(n_w), indexing='ij')
+    oy, ox = grid_y.reshape(-1, 1) * window, grid_x.reshape(-1, 1) * window  # (nW, 1)
     r, c = torch.meshgrid(torch.arange(window), torch.arange(window), indexing='ij')
     dy, dx = r.flatten(), c.flatten()
-    with_neighbours = expand > 0 and num_windows > 1
+    traced = isinstance(num_windows, torch.Tensor)
+    with_neighbours = expand > 0 and (traced or num_windows > 1)
     if with_neighbours:
         ny, nx = neighbour_offsets(window, expand)
         dy, dx = torch.cat([dy, ny]), torch.cat([dx, nx])
     y, x = oy + dy, ox + dx  # (nW, fine keys)
     if wrap:
         y, x = y % (n_h * window), x % (n_w * window)
-    valid = [(y >= 0) & (y < height) & (x >= 0) & (x < width)]
-    index = [torch.where(valid[0], y * width + x, 0)]
+    fine = (y >= 0) & (y < height) & (x >= 0) & (x < width)
+    if traced and with_neighbours:
+        fine = fine & ((torch.arange(fine.shape[1]) < window**2) | (num_windows > 1))
+    valid, index = [fine], [torch.where(fine, y * width + x, 0)]
     offset = height * width
     for k in range(pooled_levels):
         cell = window * 2**k
-        p_h, p_w = -(-height // cell), -(-width // cell)
+        p_h, p_w = ceil_div(height, cell), ceil_div(width, cell)
         a = torch.arange(focal_window) - focal_window // 2
         py = oy // cell + a.repeat_interleave(focal_window)  # (nW, s_r^2), raster order
         px = ox // cell + a.repeat(focal_window)
         inside = (py >= 0) & (py < p_h) & (px >= 0) & (px < p_w)
         valid.append(inside)
         index.append(torch.where(inside, offset + py * p_w + px, 0))
-        offset += p_h * p_w
+        offset = offset + p_h * p_w
     valid, index = torch.cat(valid, 1), torch.cat(index, 1)
-    key_mask = torch.zeros(valid.shape).masked_fill_(~valid, float('-inf'))
+    key_mask = torch.zeros(valid.shape).masked_fill(~valid, float('-inf'))
     ty, tx = torch.meshgrid(torch.arange(height), torch.arange(width), indexing='ij')
     token_index = ((ty // window) * n_w + tx // window) * window**2 + \
         (ty % window) * window + tx % window
     return KeyLayout(
         index[:, :window**2].flatten().to(device), index.flatten().to(device),
         key_mask.to(device), token_index.flatten().to(device), num_windows, with_neighbours)
+
+
+# the layouts of the sizes seen, for eager calls (traced code computes them in its graph:
+# the cache must not keep a tracer's tensors)
+key_layout = functools.lru_cache(maxsize=64)(window_layout)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -358,9 +379,10 @@ class FocalTransformerBlock(nn.Module):
         """(B, H, W, C) -> (B, ceil(H / s_w), ceil(W / s_w), C), s_w = window * 2**level."""
         batch, height, width, dims = x.shape
         cell = self.window_size * 2**level
-        p_h, p_w = -(-height // cell), -(-width // cell)
-        if p_h * cell > height or p_w * cell > width:
-            x = F.pad(x, (0, 0, 0, p_w * cell - width, 0, p_h * cell - height))
+        pad_h, pad_w = padding(height, cell), padding(width, cell)
+        if not known_zero(pad_h, pad_w):
+            x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        p_h, p_w = (height + pad_h) // cell, (width + pad_w) // cell
         if self.pool_method == 'conv':
             return self.pool_layers[level](x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         cells = x.view(batch, p_h, cell, p_w, cell, dims)
@@ -374,9 +396,7 @@ class FocalTransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, height, width, _ = x.shape
-        # traced code (torch.compile, torch.export) computes the layout in its graph: the
-        # cache must not keep the tracer's fake tensors
-        layout_of = key_layout.__wrapped__ if is_tracing() else key_layout
+        layout_of = window_layout if is_tracing() else key_layout
         layout = layout_of(height, width, self.window_size, self.expand_size,
                            self.focal_window, self.pooled_levels, self.wrap_neighbors,
                            x.device)

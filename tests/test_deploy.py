@@ -1,0 +1,402 @@
+"""Deployment to ONNX Runtime through mmdeploy (mmfocal.deploy, tools/deployment/): the
+backbones' graphs at any input size, every kind of model the deploy configs serve within
+1e-4 of PyTorch, the backend's COCO AP equal to PyTorch's, and clear errors.
+
+Models are the real configs shrunk (one block per stage, narrow heads) with random
+weights, or the demo detector trained for a few iterations; images are 64 to 160 pixels.
+Skipped where the ``deploy`` extra is not installed (the oldest supported stack).
+"""
+import glob
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+for module in ('onnx', 'onnxruntime', 'mmdeploy'):
+    pytest.importorskip(module, reason=f'{module} is not installed: the deploy extra '
+                        '(docs/deployment.md) is only on the latest stack')
+
+from mmengine.config import Config  # noqa: E402
+from mmengine.registry import MODELS, init_default_scope  # noqa: E402
+
+from mmfocal.deploy import DeploymentError  # noqa: E402
+from mmfocal.deploy.compare import compare_outputs  # noqa: E402
+from mmfocal.deploy.mmdeploy_compat import mmdeploy_on_current_torch  # noqa: E402
+from mmfocal.deploy.pooling import adaptive_avg_pool2d  # noqa: E402
+from mmfocal.models.backbones import FocalNet, FocalTransformer  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PYTHON = sys.executable
+DEPLOY = osp.join(ROOT, 'configs', 'deploy')
+sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
+import deploy as deploy_tool  # noqa: E402
+
+TOLERANCE = 1e-4
+
+
+def run(args, timeout=900):
+    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if result.returncode:
+        pytest.fail(f'{" ".join(args)}\nexited with {result.returncode}\n'
+                    f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
+                    pytrace=False)
+    return result.stdout
+
+
+def write_image(path, height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    cv2.imwrite(str(path), rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+    return str(path)
+
+
+# ----------------------------------------------------------------------------- backbones
+
+
+def export_and_run(model, size, others, dynamic, tmp_path):
+    """Max |ONNX Runtime - PyTorch| over the outputs at the export size and ``others``."""
+    import onnxruntime as ort
+    path = str(tmp_path / 'backbone.onnx')
+    axes = {'input': {0: 'batch', 2: 'height', 3: 'width'}} if dynamic else None
+    with mmdeploy_on_current_torch(), torch.no_grad():
+        torch.onnx.export(model, (torch.randn(1, 3, *size), ), path, input_names=['input'],
+                          opset_version=17, dynamic_axes=axes)
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    gaps = {}
+    for h, w in [size, *others]:
+        x = torch.randn(1, 3, h, w)
+        with torch.no_grad():
+            expected = model(x)
+        got = session.run(None, {'input': x.numpy()})
+        assert [g.shape for g in got] == [tuple(e.shape) for e in expected]
+        gaps[(h, w)] = max(np.abs(g - e.numpy()).max() for g, e in zip(got, expected))
+    return gaps
+
+
+BACKBONES = {
+    'FocalNet': lambda: FocalNet(embed_dims=16, depths=(1, 1, 1, 1), drop_path_rate=0.),
+    'FocalTransformer': lambda: FocalTransformer(
+        embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), drop_path_rate=0.),
+}
+
+
+@pytest.mark.parametrize('name', sorted(BACKBONES))
+def test_backbone_graph_serves_every_input_size(name, tmp_path):
+    """One graph (dynamic axes), exported at 64x96: sizes that are not multiples of 32 or
+    of the stride, maps of one window and of many, another batch size."""
+    torch.manual_seed(0)
+    model = BACKBONES[name]().eval()
+    gaps = export_and_run(model, (64, 96), [(96, 64), (100, 70), (30, 30), (224, 224),
+                                            (20, 300)], True, tmp_path)
+    assert max(gaps.values()) < TOLERANCE, gaps
+
+
+@pytest.mark.parametrize('size', [(64, 64), (96, 160), (224, 224)])
+def test_focal_transformer_static_graph(size, tmp_path):
+    """Static graphs at multiples of 32 (stage 3 of 64x64 and 224x224 is one window)."""
+    torch.manual_seed(0)
+    model = BACKBONES['FocalTransformer']().eval()
+    gaps = export_and_run(model, size, [], False, tmp_path)
+    assert max(gaps.values()) < TOLERANCE, gaps
+
+
+# ----------------------------------------------------------------------------- models
+
+DET_TEST_PIPELINE = """test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(128, 128), keep_ratio=True),
+    dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                                          'scale_factor'))]
+"""
+SEG_TEST_PIPELINE = """test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(160, 96), keep_ratio=True),
+    dict(type='PackSegInputs')]
+"""
+TINY_FPN = 'neck=dict(in_channels=[32, 64, 128], out_channels=32)'
+# name: (config, its shrinking, deploy config, image sizes (first: the export's))
+MODELS_TO_DEPLOY = {
+    'atss_focalnet': (
+        'detection/atss_focalnet_t_3x.py',
+        'model = dict(backbone=dict(embed_dims=16, depths=(1, 1, 1, 1), init_cfg=None, '
+        f'drop_path_rate=0.), {TINY_FPN}, bbox_head=dict(in_channels=32, feat_channels=64, '
+        'stacked_convs=1))\n' + DET_TEST_PIPELINE,
+        'detection_onnxruntime_dynamic.py', [(128, 128), (96, 160)]),
+    'retinanet_focal_transformer': (
+        'detection/retinanet_focal_transformer_t_1x.py',
+        'model = dict(backbone=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), '
+        f'init_cfg=None, drop_path_rate=0.), {TINY_FPN}, bbox_head=dict(in_channels=32, '
+        'feat_channels=32, stacked_convs=1))\n' + DET_TEST_PIPELINE,
+        'detection_onnxruntime_static.py', [(128, 128)]),
+    'upernet_focalnet': (
+        'segmentation/demo_upernet_focalnet.py', SEG_TEST_PIPELINE,
+        'segmentation_onnxruntime_dynamic.py', [(96, 96), (64, 96), (100, 70)]),
+    'upernet_focal_transformer': (
+        'segmentation/demo_upernet_focal_transformer.py', SEG_TEST_PIPELINE,
+        'segmentation_onnxruntime_dynamic.py', [(96, 96), (64, 96)]),
+}
+
+
+def random_checkpoint(config, path):
+    """The config's model with random weights; classification biases drawn wide so that
+    the detectors' scores spread over (0, 1) instead of sitting at the focal-loss prior."""
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    for name, param in model.named_parameters():
+        if name.endswith(('retina_cls.bias', 'atss_cls.bias')):
+            param.data.normal_(0, 2)
+    torch.save({'state_dict': model.state_dict()}, path)
+    return str(path)
+
+
+@pytest.fixture(scope='module')
+def shrunk(tmp_path_factory):
+    """name -> (model config, random checkpoint, images) of MODELS_TO_DEPLOY."""
+    root = tmp_path_factory.mktemp('shrunk')
+    made = {}
+    for name, (config, shrink, _, sizes) in MODELS_TO_DEPLOY.items():
+        path = root / f'{name}.py'
+        path.write_text(f"_base_ = ['{osp.join(ROOT, 'configs', config)}']\n{shrink}")
+        images = [write_image(root / f'{name}_{i}.jpg', h, w, i)
+                  for i, (h, w) in enumerate(sizes)]
+        made[name] = (str(path), random_checkpoint(str(path), root / f'{name}.pth'), images)
+    return made
+
+
+def deploy_with_tool(deploy_cfg, config, checkpoint, images, work_dir, *extra):
+    """tools/deployment/deploy.py's main: the Deployment it returns."""
+    argv = [osp.join(DEPLOY, deploy_cfg), config, checkpoint, images[0], '--work-dir',
+            str(work_dir), *extra]
+    if images[1:]:
+        argv += ['--test-img', *images[1:]]
+    return deploy_tool.main(argv)
+
+
+def assert_within(result, images, work_dir, detections=False):
+    assert [c.image for c in result.checks] == images
+    assert len({c.input_shape for c in result.checks}) == len(images)  # sizes differ
+    for check in result.checks:
+        assert check.ok
+        assert all(d.max_abs < TOLERANCE for d in check.comparison.differences), check
+        if detections:
+            assert check.comparison.detections[0] == check.comparison.detections[1] > 0
+            assert check.features.max_abs == 0
+    assert result.custom_ops == []
+    for name in ('end2end.onnx', 'deploy.json', 'pipeline.json', 'detail.json'):
+        assert osp.isfile(work_dir / name), name
+
+
+@pytest.mark.parametrize('name', sorted(MODELS_TO_DEPLOY))
+def test_deploy_matches_pytorch(name, shrunk, tmp_path):
+    config, checkpoint, images = shrunk[name]
+    result = deploy_with_tool(MODELS_TO_DEPLOY[name][2], config, checkpoint, images, tmp_path)
+    assert_within(result, images, tmp_path, detections=name.startswith(('atss', 'retina')))
+
+
+# ----------------------------------------------------------------------------- demo detector
+
+
+def demo_det_options(data_root):
+    """The demo detector at 96 pixels, trained for 12 iterations of the 8 training
+    images and evaluated on them (its first AP above 0)."""
+    root = osp.join(data_root, 'coco') + '/'
+    ann = root + 'annotations/instances_train2017.json'
+    return [f'{split}_dataloader.dataset.data_root={root}'
+            for split in ('train', 'val', 'test')] + [
+        f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
+        for key in ('num_workers=0', 'persistent_workers=False')] + [
+        f'{split}_dataloader.dataset.{key}' for split in ('val', 'test')
+        for key in ('ann_file=annotations/instances_train2017.json',
+                    'data_prefix.img=train2017/', 'pipeline.1.scale=(96,96)')] + [
+        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+        'train_dataloader.dataset.pipeline.3.scale=(96,96)', 'test_pipeline.1.scale=(96,96)',
+        'train_cfg.max_epochs=12', 'train_cfg.val_interval=100',
+        'param_scheduler.0.end=5', 'param_scheduler.1.milestones=[100]',
+        'optim_wrapper.optimizer.lr=0.003', 'custom_hooks=[]',
+        'default_hooks.checkpoint.interval=12', 'default_hooks.logger.interval=4']
+
+
+@pytest.fixture(scope='module')
+def demo_detector(tmp_path_factory):
+    """(config, checkpoint, --cfg-options, a training image) of the briefly trained demo
+    detector."""
+    root = str(tmp_path_factory.mktemp('demo_data'))
+    run([PYTHON, 'tools/dataset_converters/make_demo_data.py', '--out', root, '--task', 'det',
+         '--num-train', '8', '--num-val', '2', '--size', '96'])
+    work_dir = tmp_path_factory.mktemp('demo_train')
+    config = osp.join(ROOT, 'configs', 'detection', 'demo_mask_rcnn_focalnet.py')
+    options = demo_det_options(root)
+    run([PYTHON, 'tools/train.py', config, '--work-dir', str(work_dir), '--cfg-options',
+         *options])
+    image = osp.join(root, 'coco', 'train2017', '000000000001.jpg')
+    return config, str(work_dir / 'epoch_12.pth'), options, image
+
+
+def metrics_of(work_dir):
+    """The metrics a test runner wrote to WORK_DIR/TIMESTAMP/TIMESTAMP.json."""
+    (path, ) = glob.glob(osp.join(str(work_dir), '*', '*.json'))
+    with open(path) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+@pytest.fixture(scope='module')
+def demo_onnx(demo_detector, tmp_path_factory):
+    """The demo detector exported (dynamic shapes) and checked on a training image and on a
+    wide image of another input size."""
+    config, checkpoint, options, image = demo_detector
+    work_dir = tmp_path_factory.mktemp('demo_onnx')
+    wide = cv2.resize(cv2.imread(image), (144, 72))
+    cv2.imwrite(str(work_dir / 'wide.jpg'), wide)
+    images = [image, str(work_dir / 'wide.jpg')]
+    result = deploy_with_tool('instance-seg_onnxruntime_dynamic.py', config, checkpoint,
+                              images, work_dir, '--cfg-options', *options)
+    return result, images, work_dir
+
+
+def test_mask_rcnn_two_sizes_matches_pytorch(demo_onnx):
+    result, images, work_dir = demo_onnx
+    assert_within(result, images, work_dir, detections=True)
+    assert all('masks' in [d.name for d in c.comparison.differences] for c in result.checks)
+
+
+@pytest.mark.slow
+def test_backend_ap_equals_pytorch_ap(demo_detector, demo_onnx, tmp_path):
+    """tools/deployment/test.py on the graph against tools/test.py on the checkpoint."""
+    config, checkpoint, options, _ = demo_detector
+    result, _, _ = demo_onnx
+    run([PYTHON, 'tools/test.py', config, checkpoint, '--work-dir', str(tmp_path / 'torch'),
+         '--cfg-options', *options])
+    run([PYTHON, 'tools/deployment/test.py', osp.join(DEPLOY, 'instance-seg_onnxruntime_'
+         'dynamic.py'), config, result.onnx_file, '--work-dir', str(tmp_path / 'onnx'),
+         '--cfg-options', *options])
+    torch_metrics, onnx_metrics = metrics_of(tmp_path / 'torch'), metrics_of(tmp_path / 'onnx')
+    assert torch_metrics['coco/bbox_mAP'] > 0  # the comparison is not of two zeros
+    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
+        assert abs(onnx_metrics[key] - torch_metrics[key]) <= 0.01, (key, onnx_metrics,
+                                                                      torch_metrics)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+@pytest.fixture
+def det_inputs(tmp_path):
+    """(model config, a checkpoint file, an image) for checks that fail before loading."""
+    checkpoint = tmp_path / 'weights.pth'
+    checkpoint.write_bytes(b'')
+    return (osp.join(ROOT, 'configs', 'detection', 'demo_mask_rcnn_focalnet.py'),
+            str(checkpoint), write_image(tmp_path / 'image.jpg', 64, 64))
+
+
+def write_deploy_config(tmp_path, base, **changes):
+    path = tmp_path / 'deploy_cfg.py'
+    body = ''.join(f'{key} = {value!r}\n' for key, value in changes.items())
+    path.write_text(f"_base_ = ['{osp.join(DEPLOY, base)}']\n{body}")
+    return str(path)
+
+
+@pytest.mark.parametrize('base, changes, match', [
+    ('detection_onnxruntime_dynamic.py', dict(backend_config=dict(type='tensorrt')),
+     "backend_config.type must be 'onnxruntime', got 'tensorrt'"),
+    ('detection_onnxruntime_dynamic.py', dict(codebase_config=dict(task='Segmentation')),
+     'codebase_config must be one of'),
+    ('detection_onnxruntime_dynamic.py', dict(onnx_config=dict(output_names=['output'])),
+     'output_names must be one of'),
+    ('instance-seg_onnxruntime_dynamic.py', dict(onnx_config=dict(opset_version=11)),
+     'opset_version 11 has no RoiAlign with aligned=True'),
+    ('segmentation_onnxruntime_dynamic.py', {}, 'is for mmseg, the model config'),
+    ('segmentation_onnxruntime_static.py', dict(onnx_config=dict(input_shape=[512])),
+     r'input_shape must be None .* or \[width, height\]'),
+])
+def test_bad_deploy_config(base, changes, match, det_inputs, tmp_path):
+    config, checkpoint, image = det_inputs
+    cfg = write_deploy_config(tmp_path, base, **changes)
+    with pytest.raises(SystemExit) as exc:
+        deploy_tool.main([cfg, config, checkpoint, image, '--work-dir', str(tmp_path / 'out')])
+    assert re.search(match, str(exc.value)), exc.value
+    assert not osp.exists(tmp_path / 'out')
+
+
+@pytest.mark.parametrize('missing', ['checkpoint', 'img'])
+def test_missing_file(missing, det_inputs, tmp_path):
+    config, checkpoint, image = det_inputs
+    args = dict(checkpoint=checkpoint, img=image)
+    args[missing] = str(tmp_path / 'nothing.pth')
+    with pytest.raises(SystemExit) as exc:
+        deploy_tool.main([osp.join(DEPLOY, 'instance-seg_onnxruntime_dynamic.py'), config,
+                          args['checkpoint'], args['img'], '--work-dir', str(tmp_path / 'out')])
+    assert str(exc.value) == f'deploy: {missing.replace("img", "image")} not found: ' \
+        f'{tmp_path / "nothing.pth"}'
+    assert not osp.exists(tmp_path / 'out' / 'end2end.onnx')
+
+
+def test_graph_that_does_not_match_is_an_error_not_a_file(shrunk, tmp_path):
+    """Tolerance 0: the rounding differences of any export are too large; the graph is
+    removed and no SDK file written."""
+    config, checkpoint, images = shrunk['upernet_focalnet']
+    with pytest.raises(SystemExit) as exc:
+        deploy_with_tool('segmentation_onnxruntime_dynamic.py', config, checkpoint, images,
+                         tmp_path, '--atol', '0', '--rtol', '0')
+    message = str(exc.value)
+    assert message.startswith('deploy: the exported graph does not reproduce PyTorch')
+    assert re.search(r'input 1x3x96x96: max \|ONNX Runtime - PyTorch\|: output \S+ \(too '
+                     r'large\)', message), message
+    assert os.listdir(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- parts
+
+
+@pytest.mark.parametrize('size', [(1, 1), (3, 5), (5, 3), (7, 12), (16, 16)])
+@pytest.mark.parametrize('bins', [(1, 1), (2, 2), (3, 6), (6, 6)])
+def test_adaptive_pooling_as_matrix_products(size, bins):
+    """Any input size against any output size, larger ones too (windows overlap)."""
+    x = torch.randn(2, 3, *size)
+    torch.testing.assert_close(adaptive_avg_pool2d(x, bins), F.adaptive_avg_pool2d(x, bins))
+
+
+def detections(boxes, scores, labels):
+    dets = torch.cat([torch.tensor(boxes, dtype=torch.float), torch.tensor(scores)[:, None]],
+                     1)
+    return dict(dets=dets[None], labels=torch.tensor(labels)[None])
+
+
+def test_detections_are_matched_whatever_their_order():
+    ref = detections([[0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 9, 9]], [0.9, 0.8, 0.8], [1, 2, 2])
+    out = detections([[1, 1, 9, 9], [0, 0, 10, 10.00001], [5, 5, 20, 20]], [0.8, 0.9, 0.8],
+                     [2, 1, 2])
+    (comparison, ) = compare_outputs(out, ref, atol=1e-4, rtol=0)
+    assert comparison.ok and comparison.detections == (3, 3)
+    assert comparison.max_abs('boxes') == pytest.approx(1e-5, abs=1e-6)
+
+
+def test_a_detection_without_partner_is_tolerated_only_at_a_cut_off():
+    ref = detections([[0, 0, 10, 10], [5, 5, 20, 20]], [0.9, 0.05], [1, 1])
+    out = detections([[0, 0, 10, 10]], [0.9], [1])
+    (at_threshold, ) = compare_outputs(out, ref, score_thresholds=[0.05], atol=1e-4, rtol=0)
+    assert at_threshold.ok
+    (elsewhere, ) = compare_outputs(out, ref, score_thresholds=[0.3], atol=1e-4, rtol=0)
+    assert not elsewhere.ok
+    assert elsewhere.problems == ['PyTorch detection 1 (label 1, score 0.0500) has no partner']
+    relabelled = detections([[0, 0, 10, 10], [5, 5, 20, 20]], [0.9, 0.05], [3, 1])
+    (other_label, ) = compare_outputs(relabelled, ref, score_thresholds=[0.3], atol=1e-4,
+                                      rtol=0)
+    assert len(other_label.problems) == 2
+
+
+def test_workarounds_are_undone():
+    import torch.onnx.symbolic_opset9 as opset9
+    export, had_cast = torch.onnx.export, hasattr(opset9, '_cast_Long')
+    with mmdeploy_on_current_torch():
+        assert hasattr(opset9, '_cast_Long')
+    assert torch.onnx.export is export and hasattr(opset9, '_cast_Long') == had_cast

@@ -94,20 +94,22 @@ def fixed_boxes(count: int, shape: Tuple[int, int]) -> torch.Tensor:
     return torch.cat([xy, xy + wh], dim=1)
 
 
-def mask_head_inputs(model: torch.nn.Module) -> Dict[str, list]:
-    """Record the number of RoIs each mask head sees: ``{module name: [count]}``."""
+def mask_head_inputs(model: torch.nn.Module) -> Tuple[Dict[str, list], list]:
+    """Record the number of RoIs each mask head sees: ``{module name: [count]}``, and the
+    hooks' handles."""
     seen: Dict[str, list] = {}
     roi_head = getattr(model, 'roi_head', None)
     heads = getattr(roi_head, 'mask_head', None)
     if heads is None:
-        return seen
+        return seen, []
     named = heads.named_children() if isinstance(heads, torch.nn.ModuleList) else [('', heads)]
+    handles = []
     for name, head in named:
         key = 'model.roi_head.mask_head' + (f'.{name}' if name else '')
         seen[key] = []
-        head.register_forward_pre_hook(
-            lambda module, args, key=key: seen[key].append(args[0].shape[0]))
-    return seen
+        handles.append(head.register_forward_pre_hook(
+            lambda module, args, key=key: seen[key].append(args[0].shape[0])))
+    return seen, handles
 
 
 def build_model(cfg: Config) -> torch.nn.Module:
@@ -143,21 +145,26 @@ def data_samples_for(task: str, shape: Tuple[int, int]) -> Optional[list]:
     return [DetDataSample(metainfo=meta, gt_instances=empty)]
 
 
-def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None,
-               show_table: bool = False) -> Tuple[int, int]:
-    """(params, multiply-adds) of ``cfg``'s model on a (1, 3, H, W) input."""
-    task = toolbox_of(cfg)
-    shape = tuple(shape or DEFAULT_SHAPES[task])
-    model = build_model(cfg)
-    params = parameter_count(model)['']
+def count_flops(model: torch.nn.Module, task: str, shape: Tuple[int, int],
+                show_table: bool = False, num_proposals: int = 1000) -> int:
+    """Multiply-adds of ``model`` (built by :func:`build_model`) on a (1, 3, H, W) input,
+    two-stage heads on ``num_proposals`` boxes (see :class:`TensorForward`).
+
+    The trace runs in the caller's gradient mode: this tool counts under
+    ``torch.no_grad()``, mmdet's and mmseg's own get_flops.py with gradients enabled;
+    mmfocal's backbones trace the same operations in both (tests/test_tracing.py).
+    """
     inputs = torch.zeros(1, 3, *shape)
-    wrapper = TensorForward(model, data_samples_for(task, shape))
-    mask_rois = mask_head_inputs(model)
+    wrapper = TensorForward(model, data_samples_for(task, shape), num_proposals)
+    mask_rois, handles = mask_head_inputs(model)
     analyzer = FlopAnalyzer(wrapper, (inputs, ))
     analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop)
     analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    with torch.no_grad():
+    try:
         flops = analyzer.total()
+    finally:
+        for handle in handles:
+            handle.remove()
     # Mask heads count on at most MASK_ROIS RoIs (mmdet 3 cascades run them on all).
     by_module = analyzer.by_module()
     for key, counts in mask_rois.items():
@@ -166,6 +173,18 @@ def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None,
     if show_table:
         from mmengine.analysis import flop_count_table
         print(flop_count_table(analyzer, max_depth=3))
+    return flops
+
+
+def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None,
+               show_table: bool = False) -> Tuple[int, int]:
+    """(params, multiply-adds) of ``cfg``'s model on a (1, 3, H, W) input."""
+    task = toolbox_of(cfg)
+    shape = tuple(shape or DEFAULT_SHAPES[task])
+    model = build_model(cfg)
+    params = parameter_count(model)['']
+    with torch.no_grad():
+        flops = count_flops(model, task, shape, show_table)
     return params, flops
 
 

@@ -7,7 +7,8 @@
 #   STACK=oldest bash tools/setup_env.sh [WHEEL_DIR]  (make setup STACK=oldest)
 #
 # STACK=latest (default): requirements/constraints.txt (torch 2.13.0), into the active
-#   virtual environment or .venv at the repository root.
+#   virtual environment or .venv at the repository root, with the deploy extra and
+#   mmdeploy 1.3.1 (installed with --no-deps, see setup.cfg).
 # STACK=oldest: requirements/constraints-oldest.txt (torch 2.1.2, numpy 1.x), always into
 #   .venv-oldest (never into an active environment, whose torch it would replace).
 # WHEEL_DIR (default ../shared/wheels when present) is searched first for an mmcv wheel
@@ -20,7 +21,7 @@ cd "$root"
 
 stack=${STACK:-latest}
 case "$stack" in
-  latest) constraints=requirements/constraints.txt extras=det,seg,tests,docs ;;
+  latest) constraints=requirements/constraints.txt extras=det,seg,tests,docs,deploy ;;
   oldest) constraints=requirements/constraints-oldest.txt extras=det,seg,tests ;;
   *) echo "setup: STACK must be latest or oldest, got '$stack'" >&2; exit 2 ;;
 esac
@@ -72,6 +73,10 @@ fi
 
 "${pip[@]}" setuptools
 "${pip[@]}" -e ".[$extras]"
+if [ "$stack" = latest ]; then
+  # its wheel pins protobuf<=3.20.2; what it needs at run time is in the deploy extra
+  "${pip[@]}" --no-deps mmdeploy
+fi
 "$py" -c "import mmcv.ops; from mmcv.ops import RoIAlign, nms; import mmdet, mmseg, mmfocal"
 echo "$want" > "$stamp"
 echo "setup: $stack stack done ($py, torch $torch_version)"

@@ -104,7 +104,33 @@ def test_worker_measures_every_precision_in_one_process(monkeypatch):
     monkeypatch.setitem(benchmark.COMPUTE_PATHS, 'cpu', benchmark.COMPUTE_PATHS['cpu'])
     args = argparse.Namespace(worker='FocalTransformer-T', paths=['autograd/nchw'],
                               sizes=['32'], batch=1, steps=1, warmup=1, mode='train',
-                              device='cpu', precisions=['fp32', 'bf16'])
+                              device='cpu', precisions=['fp32', 'bf16'], runtimes=['torch'])
     results = benchmark.worker(args)
     assert len(results) == 2 and all(r['seconds'] > 0 for r in results)
     assert benchmark.COMPUTE_PATHS['cpu'] == benchmark.ComputePath(False, False)
+
+
+def test_onnxruntime_rows_beside_eager():
+    """--runtimes torch onnxruntime: a row per model and runtime, the speed ratio and the
+    outputs' difference from eager mode."""
+    pytest.importorskip('onnxruntime', reason='onnxruntime is not installed: the deploy '
+                        'extra is only on the latest stack')
+    done = run_benchmark('--mode', 'infer', '--sizes', '64x96', '--models', 'FocalNet-T',
+                         'FocalTransformer-T', '--runtimes', 'torch', 'onnxruntime')
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = re.findall(r'^  (\S.*?)\s+[\d.]+\s+[\d.]+\s+(-|\d+)$', done.stdout, re.M)
+    assert [(name, peak == '-') for name, peak in rows] == [
+        ('FocalNet-T', False), ('FocalTransformer-T', False),
+        ('FocalNet-T onnxruntime', True), ('FocalTransformer-T onnxruntime', True)], \
+        done.stdout
+    for name in ('FocalNet-T', 'FocalTransformer-T'):
+        line = re.search(rf'^  {name} onnxruntime vs {name}: [\d.]+x the speed, max \|output '
+                         r'difference\| (\S+)$', done.stdout, re.M)
+        assert line and float(line.group(1)) < 1e-4, done.stdout
+
+
+def test_onnxruntime_only_for_cpu_inference_in_float32():
+    done = run_benchmark('--mode', 'train', '--runtimes', 'onnxruntime')
+    assert done.returncode == 2
+    assert '--runtimes onnxruntime: inference (--mode infer) on the CPU in float32' in \
+        done.stderr

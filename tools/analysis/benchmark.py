@@ -26,16 +26,26 @@ or ``autograd`` (plain autograd), and FocalNet's focal convolutions on channels-
 that changes it (FocalTransformer-T has no focal convolutions; inference no backward).
 ``--cudnn-benchmark`` lets cuDNN time its algorithms, for every model.
 
+``--runtimes torch onnxruntime`` (inference on the CPU, float32) adds a row per model run
+by ONNX Runtime: the worker exports the model at the measured input size (TorchScript
+exporter, opset 17, as mmdeploy does) and times ``InferenceSession.run`` with as many
+threads as torch; the outputs' largest difference from eager mode is printed.
+
     python tools/analysis/benchmark.py --mode train --sizes 512x768 --batch 2
     python tools/analysis/benchmark.py --mode infer --sizes 224 --batch 8
+    python tools/analysis/benchmark.py --mode infer --sizes 224 --batch 8 \
+        --models FocalNet-T FocalTransformer-T Swin-T --runtimes torch onnxruntime
     python tools/analysis/benchmark.py --device cuda --precisions fp32 bf16 fp16 \
         --paths recompute/nchw recompute/nhwc autograd/nchw autograd/nhwc
 """
 import argparse
+import inspect
 import json
+import os.path as osp
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -53,6 +63,8 @@ REFERENCES = {'FocalNet-T channels-first': 'FocalNet-T',
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 # compute paths: functions (recompute / autograd) / layout of the focal convolutions
 PATHS = ('recompute/nhwc', 'recompute/nchw', 'autograd/nhwc', 'autograd/nchw')
+RUNTIMES = ('torch', 'onnxruntime')
+ONNX_OPSET = 17
 
 
 class ChannelsFirstModulation(FocalModulation):
@@ -194,6 +206,39 @@ def table_rows(models, paths, mode) -> dict:
     return rows
 
 
+def with_runtimes(rows: dict, runtimes) -> dict:
+    """{row label: (model, path, runtime)}: the rows of :func:`table_rows` run by torch,
+    and one row per model run by ONNX Runtime (its graph is the same on every path)."""
+    out = {}
+    for runtime in runtimes:
+        for label, (name, path) in rows.items():
+            if runtime == 'torch':
+                out[label] = (name, path, runtime)
+            else:
+                out.setdefault(f'{name} {runtime}', (name, None, runtime))
+    return out
+
+
+def onnxruntime_step(model, x, directory: str):
+    """(a step running ``model`` exported to ONNX in ONNX Runtime on x and returning the
+    outputs, the outputs of eager mode)."""
+    import onnxruntime as ort
+    path = osp.join(directory, 'model.onnx')
+    # the TorchScript exporter, which mmdeploy uses (torch >= 2.9 defaults to dynamo)
+    legacy = {'dynamo': False} if 'dynamo' in inspect.signature(
+        torch.onnx.export).parameters else {}
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+        torch.onnx.export(model, (x, ), path, input_names=['input'],
+                          opset_version=ONNX_OPSET, **legacy)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    feed = {'input': x.numpy()}
+    return lambda: session.run(None, feed), expected
+
+
 def measure(model, x, steps, warmup, mode, device, dtype):
     """Median step time (s) and peak step memory (bytes) of ``model`` on x, under autocast
     to ``dtype`` unless it is None."""
@@ -201,6 +246,11 @@ def measure(model, x, steps, warmup, mode, device, dtype):
     step = step_fn(model, x, mode)
     if dtype is not None:
         step = torch.autocast(device, dtype=dtype)(step)
+    return timed(step, steps, warmup, device)
+
+
+def timed(step, steps, warmup, device):
+    """Median time (s) and peak memory (bytes) of ``step`` after ``warmup`` calls."""
     sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
     if device == 'cuda':
         for _ in range(warmup):  # caches, kernels, cuDNN's timings
@@ -241,13 +291,13 @@ def parse_size(text: str):
     return int(h), int(w or h)
 
 
-def run_worker(args, name, path, text, precisions):
-    """[{seconds, peak}] of ``name`` on ``path`` for each of ``precisions``, measured in a
-    fresh process."""
+def run_worker(args, name, path, runtime, text, precisions):
+    """[{seconds, peak}] of ``name`` on ``path`` in ``runtime`` for each of ``precisions``,
+    measured in a fresh process."""
     cmd = [sys.executable, __file__, '--worker', name, '--sizes', text, '--batch',
            str(args.batch), '--mode', args.mode, '--steps', str(args.steps), '--warmup',
            str(args.warmup), '--device', args.device, '--threads',
-           str(torch.get_num_threads()), '--precisions', *precisions]
+           str(torch.get_num_threads()), '--precisions', *precisions, '--runtimes', runtime]
     cmd += ['--paths', path] if path else []
     cmd += ['--cudnn-benchmark'] if args.cudnn_benchmark else []
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -263,13 +313,20 @@ def worker(args) -> list:
     size = parse_size(args.sizes[0])
     model = build(args.worker, size).to(args.device)
     x = torch.randn(args.batch, 3, *size, device=args.device)
+    if args.runtimes == ['onnxruntime']:
+        with tempfile.TemporaryDirectory() as directory:
+            step, expected = onnxruntime_step(model, x, directory)
+            result = timed(step, args.steps, args.warmup, args.device)
+            gap = max(float(abs(g - e.numpy()).max()) for g, e in zip(step(), expected))
+            return [dict(result, peak=None, max_abs=gap)]
     return [measure(model, x, args.steps, args.warmup, args.mode, args.device,
                     PRECISIONS[precision]) for precision in args.precisions]
 
 
 def report(results, batch, rows):
     """One table: ``results`` {row label: {seconds, peak}, or None where the model failed},
-    ``rows`` :func:`table_rows`."""
+    ``rows`` :func:`with_runtimes`. ONNX Runtime rows have no peak memory: the session
+    allocates before any step, and holds its own copy of the weights."""
     base = results.get(BASELINE)
     print(f'  {"model":32s} {"step ms":>9s} {"img/s":>8s} {"peak MiB":>9s}'
           + (f' {"speed vs Swin-T":>16s} {"memory vs Swin-T":>17s}' if base else ''))
@@ -277,15 +334,23 @@ def report(results, batch, rows):
         if r is None:
             print(f'  {name:32s} failed')
             continue
+        peak = '-' if r['peak'] is None else f'{r["peak"] / 2**20:.0f}'
         line = (f'  {name:32s} {r["seconds"] * 1e3:9.1f} {batch / r["seconds"]:8.2f} '
-                f'{r["peak"] / 2**20:9.0f}')
+                f'{peak:>9s}')
         if base:
-            line += (f' {base["seconds"] / r["seconds"]:15.2f}x '
-                     f'{r["peak"] / max(base["peak"], 1):16.2f}x')
+            memory = '-' if r['peak'] is None else f'{r["peak"] / max(base["peak"], 1):.2f}x'
+            line += f' {base["seconds"] / r["seconds"]:15.2f}x {memory:>17s}'
+
         print(line)
+    for label, r in results.items():
+        eager = rows[label][0]
+        if rows[label][2] == 'onnxruntime' and r and results.get(eager):
+            print(f'  {label} vs {eager}: {results[eager]["seconds"] / r["seconds"]:.2f}x '
+                  f'the speed, max |output difference| {r["max_abs"]:.1e}')
     for ref, model in REFERENCES.items():
         for label, r in results.items():
-            if rows[label][0] == model and r and results.get(ref):
+            if rows[label][0] == model and rows[label][2] == 'torch' and r and \
+                    results.get(ref):
                 print(f'  {label} vs {ref}: {results[ref]["seconds"] / r["seconds"]:.2f}x '
                       f'the speed, {r["peak"] / max(results[ref]["peak"], 1):.2f}x '
                       'the peak memory')
@@ -308,10 +373,14 @@ def measure_size(args, text: str, rows: dict) -> dict:
                     continue
                 for precision, result in zip(precisions, results):
                     runs[precision][label].append(result)
+                    peak = '' if result['peak'] is None else \
+                        f', {result["peak"] / 2**20:.0f} MiB'
                     print(f'round {i + 1}, {label}, {precision}: {result["seconds"] * 1e3:.1f} '
-                          f'ms, {result["peak"] / 2**20:.0f} MiB', file=sys.stderr, flush=True)
+                          f'ms{peak}', file=sys.stderr, flush=True)
     return {precision: {label: dict(seconds=statistics.median(r['seconds'] for r in rs),
-                                    peak=statistics.median(r['peak'] for r in rs))
+                                    peak=None if rs[0]['peak'] is None else
+                                    statistics.median(r['peak'] for r in rs),
+                                    max_abs=max(r.get('max_abs', 0.) for r in rs))
                         if rs else None for label, rs in by_label.items()}
             for precision, by_label in runs.items()}
 
@@ -332,6 +401,8 @@ def parse_args():
     parser.add_argument('--cudnn-benchmark', action='store_true',
                         help='torch.backends.cudnn.benchmark = True')
     parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
+    parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=['torch'],
+                        help='eager PyTorch and/or ONNX Runtime (inference, CPU, fp32)')
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--steps', type=int, default=3, help='timed steps per process')
     parser.add_argument('--warmup', type=int, default=1, help='untimed steps first')
@@ -345,6 +416,9 @@ def parse_args():
     if not args.precisions:
         args.precisions = [('fp16' if args.device == 'cuda' else 'bf16') if args.amp
                            else 'fp32']
+    if 'onnxruntime' in args.runtimes and (args.mode, args.device, args.precisions) != (
+            'infer', 'cpu', ['fp32']):
+        parser.error('--runtimes onnxruntime: inference (--mode infer) on the CPU in float32')
     if args.warmup < 1 or args.steps < 1 or args.rounds < 1:
         parser.error('--warmup, --steps and --rounds must be at least 1')
     return args
@@ -363,7 +437,7 @@ def main():
     print(f'{args.mode}, {device_name}, torch {torch.__version__}'
           + (', cudnn.benchmark' if args.cudnn_benchmark else '')
           + f', {args.rounds} rounds x {args.steps} steps')
-    rows = table_rows(args.models, args.paths, args.mode)
+    rows = with_runtimes(table_rows(args.models, args.paths, args.mode), args.runtimes)
     failed = False
     for text in args.sizes:
         size = parse_size(text)

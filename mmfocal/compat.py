@@ -4,7 +4,7 @@
 - whether the code runs under a tracer (:func:`is_tracing`): ``torch.jit.trace`` (mmengine's
   FLOP counter), the ONNX exporters, ``torch.compile`` and ``torch.export``. The backbones
   then run their plain forward, never an autograd Function, so that every tracing tool sees
-  every operation;
+  every operation; and the feature sizes a trace records (:func:`feature_size`);
 - safe checkpoint loading with an allow-list of globals (:func:`allow_globals`,
   :func:`load_weights`): ``torch.serialization.add_safe_globals`` with
   ``torch.load(weights_only=True)`` where torch has both and reads ``weights_only=True`` by
@@ -68,6 +68,17 @@ def static_int(size) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)
         return int(size)
+
+
+def feature_size(size):
+    """An input-dependent size for size arithmetic: under the TorchScript ONNX exporter the
+    traced 0-dim tensor it gives (one graph then serves every input size); elsewhere an int
+    where torch's jit tracer before 2.2 gives a tensor (mmengine's FLOP counter traces the
+    one size it runs, as on later torch); anything else (ints, dynamo's symbolic sizes) as
+    it is."""
+    if isinstance(size, torch.Tensor) and not torch.onnx.is_in_onnx_export():
+        return static_int(size)
+    return size
 
 
 # ----------------------------------------------------------------------------- loading

@@ -28,7 +28,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 
-from ...compat import is_tracing
+from ...compat import feature_size, is_tracing
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number,
@@ -395,7 +395,7 @@ class FocalTransformerBlock(nn.Module):
             layer.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, height, width, _ = x.shape
+        height, width = feature_size(x.shape[1]), feature_size(x.shape[2])
         layout_of = window_layout if is_tracing() else key_layout
         layout = layout_of(height, width, self.window_size, self.expand_size,
                            self.focal_window, self.pooled_levels, self.wrap_neighbors,

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 for module in ('onnx', 'onnxruntime', 'mmdeploy'):
     pytest.importorskip(module, reason=f'{module} is not installed: the deploy extra '
-                        '(docs/deployment.md) is only on the latest stack')
+                        '(docs/en/deployment.md) is only on the latest stack')
 
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402

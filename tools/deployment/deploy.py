@@ -7,7 +7,7 @@ mmdeploy's tools/deploy.py command line, and check the graph against PyTorch::
 DIR receives end2end.onnx and mmdeploy's deploy.json, pipeline.json and detail.json; the
 largest differences between ONNX Runtime and PyTorch on IMG (and every --test-img) are
 printed. A graph that differs from PyTorch is removed and the command fails. See
-docs/deployment.md.
+docs/en/deployment.md.
 """
 import argparse
 import sys

@@ -6,7 +6,7 @@ tools/test.py command line::
         configs/detection/mask_rcnn_focalnet_t_1x.py work_dirs/deploy/end2end.onnx
 
 The metrics are those tools/test.py gives for the PyTorch checkpoint. See
-docs/deployment.md.
+docs/en/deployment.md.
 """
 import argparse
 import sys

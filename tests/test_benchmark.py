@@ -73,9 +73,9 @@ def test_rows_per_compute_path_that_changes_the_model():
 
 
 def test_set_path_sets_the_devices_compute_path(monkeypatch):
-    monkeypatch.setitem(benchmark.COMPUTE_PATHS, 'cuda', benchmark.COMPUTE_PATHS['cuda'])
+    monkeypatch.setitem(benchmark.base.COMPUTE_PATHS, 'cuda', benchmark.base.COMPUTE_PATHS['cuda'])
     benchmark.set_path('cuda', 'autograd/nhwc')
-    assert benchmark.COMPUTE_PATHS['cuda'] == benchmark.ComputePath(False, True)
+    assert benchmark.base.COMPUTE_PATHS['cuda'] == benchmark.base.ComputePath(False, True)
 
 
 def test_one_table_per_precision_with_a_row_per_path():
@@ -101,13 +101,13 @@ def test_a_failing_model_leaves_its_row_empty_and_the_exit_status_nonzero():
 
 def test_worker_measures_every_precision_in_one_process(monkeypatch):
     """As on CUDA: one model, one process, a measurement per precision, on the path given."""
-    monkeypatch.setitem(benchmark.COMPUTE_PATHS, 'cpu', benchmark.COMPUTE_PATHS['cpu'])
+    monkeypatch.setitem(benchmark.base.COMPUTE_PATHS, 'cpu', benchmark.base.COMPUTE_PATHS['cpu'])
     args = argparse.Namespace(worker='FocalTransformer-T', paths=['autograd/nchw'],
                               sizes=['32'], batch=1, steps=1, warmup=1, mode='train',
                               device='cpu', precisions=['fp32', 'bf16'], runtimes=['torch'])
     results = benchmark.worker(args)
     assert len(results) == 2 and all(r['seconds'] > 0 for r in results)
-    assert benchmark.COMPUTE_PATHS['cpu'] == benchmark.ComputePath(False, False)
+    assert benchmark.base.COMPUTE_PATHS['cpu'] == benchmark.base.ComputePath(False, False)
 
 
 def test_onnxruntime_rows_beside_eager():

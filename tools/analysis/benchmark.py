@@ -37,21 +37,34 @@ threads as torch; the outputs' largest difference from eager mode is printed.
         --models FocalNet-T FocalTransformer-T Swin-T --runtimes torch onnxruntime
     python tools/analysis/benchmark.py --device cuda --precisions fp32 bf16 fp16 \
         --paths recompute/nchw recompute/nhwc autograd/nchw autograd/nhwc
+    python tools/analysis/benchmark.py --against main --models FocalNet-T Swin-T
+
+``--against GIT_REF`` adds, for each of mmfocal's models (FocalNet-T, FocalTransformer-T),
+a row of the same model as the git ref computes it (``NAME @REF``): the ref's ``mmfocal``
+package is extracted into a temporary directory and imported from there by that row's
+workers, which run in the same rounds, alternating with the others. Below the table, for
+every row the speed ratio to Swin-T of each round (the spread), and for every model its
+speed and memory ratio to the ref, with the per-round ratios (a round's workers run next
+to each other); a difference is called one only when every round agrees on its sign.
 """
 import argparse
+import contextlib
 import inspect
 import json
+import os
 import os.path as osp
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
 
-from mmfocal.models.backbones.base import COMPUTE_PATHS, ComputePath
+import mmfocal
+from mmfocal.models.backbones import base
 from mmfocal.models.backbones.focal_transformer import FocalAttention, FocalTransformer
 from mmfocal.models.backbones.focalnet import FocalModulation, FocalNet
 
@@ -65,6 +78,18 @@ PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 PATHS = ('recompute/nhwc', 'recompute/nchw', 'autograd/nhwc', 'autograd/nchw')
 RUNTIMES = ('torch', 'onnxruntime')
 ONNX_OPSET = 17
+# the models that --against measures as a git ref computes them
+OWN_MODELS = ('FocalNet-T', 'FocalTransformer-T')
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+class Row(NamedTuple):
+    """One row of a table: a model, its compute path (None: the device's default), the
+    runtime, and the git ref whose mmfocal computes it (None: the working tree)."""
+    model: str
+    path: Optional[str]
+    runtime: str = 'torch'
+    ref: Optional[str] = None
 
 
 class ChannelsFirstModulation(FocalModulation):
@@ -182,8 +207,11 @@ def step_fn(model, x, mode):
 def set_path(device: str, path: str) -> None:
     """Make ``path`` (one of :data:`PATHS`) the compute path of ``device`` in this process."""
     functions, layout = path.split('/')
-    COMPUTE_PATHS[device] = ComputePath(recompute=functions == 'recompute',
-                                        channels_last_convs=layout == 'nhwc')
+    if not hasattr(base, 'COMPUTE_PATHS'):
+        raise RuntimeError(f'--paths {path}: the mmfocal of {osp.dirname(mmfocal.__file__)} '
+                           'has no compute paths')
+    base.COMPUTE_PATHS[device] = base.ComputePath(recompute=functions == 'recompute',
+                                                  channels_last_convs=layout == 'nhwc')
 
 
 def path_parts(name: str, mode: str) -> list:
@@ -206,17 +234,43 @@ def table_rows(models, paths, mode) -> dict:
     return rows
 
 
-def with_runtimes(rows: dict, runtimes) -> dict:
-    """{row label: (model, path, runtime)}: the rows of :func:`table_rows` run by torch,
-    and one row per model run by ONNX Runtime (its graph is the same on every path)."""
+def with_runtimes(rows: dict, runtimes, against: Optional[str] = None) -> dict:
+    """{row label: :class:`Row`}: the rows of :func:`table_rows` run by torch, one row per
+    model run by ONNX Runtime (its graph is the same on every path), and with ``against``
+    each row of mmfocal's models again as that git ref computes it (``LABEL @REF``)."""
     out = {}
     for runtime in runtimes:
         for label, (name, path) in rows.items():
             if runtime == 'torch':
-                out[label] = (name, path, runtime)
+                out[label] = Row(name, path, runtime)
             else:
-                out.setdefault(f'{name} {runtime}', (name, None, runtime))
-    return out
+                out.setdefault(f'{name} {runtime}', Row(name, None, runtime))
+    if not against:
+        return out
+    paired = {}  # each row of the ref right after the working tree's, so that they alternate
+    for label, row in out.items():
+        paired[label] = row
+        if row.model in OWN_MODELS:
+            paired[f'{label} @{against}'] = row._replace(ref=against)
+    return paired
+
+
+@contextlib.contextmanager
+def checkout(ref: Optional[str]):
+    """A temporary directory holding the ``mmfocal`` package of git ref ``ref`` (None:
+    nothing to check out, yields None)."""
+    if ref is None:
+        yield None
+        return
+    done = subprocess.run(['git', '-C', ROOT, 'rev-parse', '--verify', '--quiet',
+                           f'{ref}^{{commit}}'], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f'--against {ref}: not a commit of the repository at {ROOT}')
+    with tempfile.TemporaryDirectory(prefix='mmfocal-against-') as directory:
+        archive = subprocess.run(['git', '-C', ROOT, 'archive', done.stdout.strip(),
+                                  'mmfocal'], capture_output=True, check=True).stdout
+        subprocess.run(['tar', '-x', '-C', directory], input=archive, check=True)
+        yield directory
 
 
 def onnxruntime_step(model, x, directory: str):
@@ -291,16 +345,22 @@ def parse_size(text: str):
     return int(h), int(w or h)
 
 
-def run_worker(args, name, path, runtime, text, precisions):
-    """[{seconds, peak}] of ``name`` on ``path`` in ``runtime`` for each of ``precisions``,
-    measured in a fresh process."""
+def run_worker(args, row: Row, text, precisions, source: Optional[str] = None):
+    """[{seconds, peak}] of ``row`` for each of ``precisions``, measured in a fresh process
+    that imports mmfocal from ``source`` (a directory holding the ref's package) when the
+    row has a ref."""
+    name, path, runtime = row.model, row.path, row.runtime
     cmd = [sys.executable, __file__, '--worker', name, '--sizes', text, '--batch',
            str(args.batch), '--mode', args.mode, '--steps', str(args.steps), '--warmup',
            str(args.warmup), '--device', args.device, '--threads',
            str(torch.get_num_threads()), '--precisions', *precisions, '--runtimes', runtime]
     cmd += ['--paths', path] if path else []
     cmd += ['--cudnn-benchmark'] if args.cudnn_benchmark else []
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if row.ref:
+        cmd += ['--source', source]
+        env['PYTHONPATH'] = os.pathsep.join(filter(None, [source, env.get('PYTHONPATH')]))
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f'{name} at {text} failed:\n{done.stderr[-3000:]}')
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -308,6 +368,9 @@ def run_worker(args, name, path, runtime, text, precisions):
 
 def worker(args) -> list:
     """The measurements of one model (``--worker``) for each of ``--precisions``."""
+    package = osp.dirname(osp.abspath(mmfocal.__file__))
+    if args.source and package != osp.join(osp.abspath(args.source), 'mmfocal'):
+        raise RuntimeError(f'mmfocal was imported from {package}, not from {args.source}')
     if args.paths:
         set_path(args.device, args.paths[0])
     size = parse_size(args.sizes[0])
@@ -323,10 +386,45 @@ def worker(args) -> list:
                     PRECISIONS[precision]) for precision in args.precisions]
 
 
-def report(results, batch, rows):
-    """One table: ``results`` {row label: {seconds, peak}, or None where the model failed},
-    ``rows`` :func:`with_runtimes`. ONNX Runtime rows have no peak memory: the session
-    allocates before any step, and holds its own copy of the weights."""
+def median_result(rounds: list) -> Optional[dict]:
+    """The median {seconds, peak, max_abs} of a row's rounds (None: a round that failed),
+    or None where every round failed."""
+    done = [r for r in rounds if r is not None]
+    if not done:
+        return None
+    return dict(seconds=statistics.median(r['seconds'] for r in done),
+                peak=None if done[0]['peak'] is None else
+                statistics.median(r['peak'] for r in done),
+                max_abs=max(r.get('max_abs', 0.) for r in done))
+
+
+def round_ratios(rounds: list, base_rounds: list) -> list:
+    """Per round where both ran: base's step time / the row's (its speed relative to base)."""
+    return [b['seconds'] / r['seconds'] for r, b in zip(rounds, base_rounds)
+            if r is not None and b is not None]
+
+
+def verdict(ratios: list) -> str:
+    """Whether the per-round speed ratios show a difference: only when every round agrees."""
+    if len(ratios) < 2:
+        return 'one round: no spread to judge by'
+    if min(ratios) > 1:
+        return 'faster in every round'
+    if max(ratios) < 1:
+        return 'slower in every round'
+    return 'within the spread'
+
+
+def span(ratios: list) -> str:
+    return f'{min(ratios):.2f}x to {max(ratios):.2f}x' if ratios else '-'
+
+
+def report(rounds: dict, batch, rows):
+    """One table: ``rounds`` {row label: [{seconds, peak} per round, None where it failed]},
+    ``rows`` {row label: :class:`Row`}; then the spread of the ratios to Swin-T over rounds
+    and, for rows with a ref, the A/B against it. ONNX Runtime rows have no peak memory:
+    the session allocates before any step, and holds its own copy of the weights."""
+    results = {label: median_result(rs) for label, rs in rounds.items()}
     base = results.get(BASELINE)
     print(f'  {"model":32s} {"step ms":>9s} {"img/s":>8s} {"peak MiB":>9s}'
           + (f' {"speed vs Swin-T":>16s} {"memory vs Swin-T":>17s}' if base else ''))
@@ -343,23 +441,45 @@ def report(results, batch, rows):
 
         print(line)
     for label, r in results.items():
-        eager = rows[label][0]
-        if rows[label][2] == 'onnxruntime' and r and results.get(eager):
-            print(f'  {label} vs {eager}: {results[eager]["seconds"] / r["seconds"]:.2f}x '
+        eager = rows[label]._replace(runtime='torch')
+        eager_label = next((k for k, v in rows.items() if v == eager), None)
+        if rows[label].runtime == 'onnxruntime' and r and results.get(eager_label):
+            print(f'  {label} vs {eager_label}: '
+                  f'{results[eager_label]["seconds"] / r["seconds"]:.2f}x '
                   f'the speed, max |output difference| {r["max_abs"]:.1e}')
     for ref, model in REFERENCES.items():
         for label, r in results.items():
-            if rows[label][0] == model and rows[label][2] == 'torch' and r and \
-                    results.get(ref):
+            if rows[label].model == model and rows[label].runtime == 'torch' and \
+                    rows[label].ref is None and r and results.get(ref):
                 print(f'  {label} vs {ref}: {results[ref]["seconds"] / r["seconds"]:.2f}x '
                       f'the speed, {r["peak"] / max(results[ref]["peak"], 1):.2f}x '
                       'the peak memory')
+    if base and len(rounds[BASELINE]) > 1:
+        print('  speed vs Swin-T by round:')
+        for label, rs in rounds.items():
+            if label != BASELINE and results[label]:
+                ratios = round_ratios(rs, rounds[BASELINE])
+                print(f'    {label:32s} {" ".join(f"{x:.2f}x" for x in ratios)} '
+                      f'(spread {span(ratios)})')
+    for label, row in rows.items():
+        if row.ref is None:
+            continue
+        new = next((k for k, v in rows.items() if v == row._replace(ref=None)), None)
+        if not (results.get(label) and results.get(new)):
+            continue
+        ratios = round_ratios(rounds[new], rounds[label])
+        old, now = results[label], results[new]
+        memory = '' if now['peak'] is None else \
+            f', {now["peak"] / max(old["peak"], 1):.2f}x the peak memory'
+        print(f'  A/B {new} vs {label}: {old["seconds"] / now["seconds"]:.2f}x the speed'
+              f'{memory}; by round {" ".join(f"{x:.2f}x" for x in ratios)}: '
+              f'{verdict(ratios)}')
 
 
-def measure_size(args, text: str, rows: dict) -> dict:
-    """{precision: {row label: median {seconds, peak} over rounds, or None where every
-    round failed}} at one input size; each measurement and failure is printed to stderr
-    as it comes (a run stopped early keeps them), a failure leaves a row empty."""
+def measure_size(args, text: str, rows: dict, sources: dict) -> dict:
+    """{precision: {row label: [{seconds, peak} per round, None where it failed]}} at one
+    input size; ``sources`` {ref: directory of its package}. Each measurement and failure
+    is printed to stderr as it comes (a run stopped early keeps them)."""
     runs = {precision: {label: [] for label in rows} for precision in args.precisions}
     groups = [[p] for p in args.precisions] if args.device == 'cpu' else [args.precisions]
     labels = list(rows)
@@ -367,22 +487,20 @@ def measure_size(args, text: str, rows: dict) -> dict:
         for label in labels if i % 2 == 0 else labels[::-1]:
             for precisions in groups:
                 try:
-                    results = run_worker(args, *rows[label], text, precisions)
+                    results = run_worker(args, rows[label], text, precisions,
+                                         sources.get(rows[label].ref))
                 except RuntimeError as error:
                     print(f'{label} ({", ".join(precisions)}): {error}', file=sys.stderr)
-                    continue
+                    results = [None] * len(precisions)
                 for precision, result in zip(precisions, results):
                     runs[precision][label].append(result)
+                    if result is None:
+                        continue
                     peak = '' if result['peak'] is None else \
                         f', {result["peak"] / 2**20:.0f} MiB'
                     print(f'round {i + 1}, {label}, {precision}: {result["seconds"] * 1e3:.1f} '
                           f'ms{peak}', file=sys.stderr, flush=True)
-    return {precision: {label: dict(seconds=statistics.median(r['seconds'] for r in rs),
-                                    peak=None if rs[0]['peak'] is None else
-                                    statistics.median(r['peak'] for r in rs),
-                                    max_abs=max(r.get('max_abs', 0.) for r in rs))
-                        if rs else None for label, rs in by_label.items()}
-            for precision, by_label in runs.items()}
+    return runs
 
 
 def parse_args():
@@ -407,7 +525,10 @@ def parse_args():
     parser.add_argument('--steps', type=int, default=3, help='timed steps per process')
     parser.add_argument('--warmup', type=int, default=1, help='untimed steps first')
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0: default)')
+    parser.add_argument('--against', metavar='GIT_REF',
+                        help='also measure mmfocal\'s models as this git ref computes them')
     parser.add_argument('--worker', choices=MODELS, help=argparse.SUPPRESS)
+    parser.add_argument('--source', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
@@ -437,20 +558,31 @@ def main():
     print(f'{args.mode}, {device_name}, torch {torch.__version__}'
           + (', cudnn.benchmark' if args.cudnn_benchmark else '')
           + f', {args.rounds} rounds x {args.steps} steps')
-    rows = with_runtimes(table_rows(args.models, args.paths, args.mode), args.runtimes)
+    rows = with_runtimes(table_rows(args.models, args.paths, args.mode), args.runtimes,
+                         args.against)
     failed = False
-    for text in args.sizes:
-        size = parse_size(text)
-        print(f'input {args.batch}x3x{size[0]}x{size[1]}')
-        for name in REFERENCES:
-            if name in args.models:
-                print(f'  {name}: max |output - {REFERENCES[name]}\'s| = '
-                      f'{check_reference(name, size, args.device):.1e}')
-        for precision, results in measure_size(args, text, rows).items():
-            print(f'input {args.batch}x3x{size[0]}x{size[1]}, {precision}')
-            report(results, args.batch, rows)
-            failed |= None in results.values()
+    with checkout(args.against) as source:
+        if args.against:
+            print(f'against {args.against} ({git_commit(args.against)}), extracted to '
+                  f'{source}')
+        for text in args.sizes:
+            size = parse_size(text)
+            print(f'input {args.batch}x3x{size[0]}x{size[1]}')
+            for name in REFERENCES:
+                if name in args.models:
+                    print(f'  {name}: max |output - {REFERENCES[name]}\'s| = '
+                          f'{check_reference(name, size, args.device):.1e}')
+            for precision, rounds in measure_size(args, text, rows,
+                                                  {args.against: source}).items():
+                print(f'input {args.batch}x3x{size[0]}x{size[1]}, {precision}')
+                report(rounds, args.batch, rows)
+                failed |= any(all(r is None for r in rs) for rs in rounds.values())
     sys.exit(1 if failed else 0)
+
+
+def git_commit(ref: str) -> str:
+    return subprocess.run(['git', '-C', ROOT, 'rev-parse', '--short', ref],
+                          capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == '__main__':

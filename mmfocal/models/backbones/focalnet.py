@@ -27,35 +27,40 @@ def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> t
     x, grad: (B, C, H, W), any strides (here views of channels-last memory) -> (C, 1, k, k).
 
     dW[c, i, j] = sum over b, y, x of grad[b, c, y, x] * x_pad[b, c, y + i, x + j]. The
-    columns are cut into tiles of T; per channel and image, the gradient's tiles (rows
-    (y, tile), T columns) and the input's tiles with their k - 1 halo columns (T + k - 1)
-    make one matrix product per row offset i, whose diagonals summed give the k column
-    offsets j. The k products are batched matrix multiplications over B * C, so the weight
-    gradient runs at matrix-multiplication speed instead of that of the generic depthwise
-    convolution backward.
+    columns are cut into tiles of T; per channel and image, the input's tiles with their
+    k - 1 halo columns (rows (y, tile), T + k - 1 columns) and the gradient's tiles (the
+    same rows, T columns) make one matrix product per row offset i, whose diagonals summed
+    give the k column offsets j. Both operands are (B * C, H, W)-ordered copies of x and
+    grad (one transposition each; the gradient's tiles are a view of its copy), and the k
+    products are batched matrix multiplications over B * C, so the weight gradient runs at
+    matrix-multiplication speed instead of that of the generic depthwise convolution
+    backward.
     """
     batch, dims, height, width = x.shape
-    pad = kernel // 2
+    pad, planes = kernel // 2, batch * dims
     tiles = -(-width // 16)
     tile = -(-width // tiles)
     halo = tile + kernel - 1
-    # input (B, H + k - 1, tiles * T + k - 1, C) -> (B * C, H + k - 1, tiles, T + k - 1)
-    padded = F.pad(x.permute(0, 2, 3, 1),
-                   (0, 0, pad, tiles * tile + kernel - 1 - width - pad, pad, pad))
-    cols = padded.unfold(2, halo, tile).permute(0, 3, 1, 2, 4).contiguous()
-    cols = cols.view(batch * dims, height + kernel - 1, tiles, halo)
-    # gradient: (B * C, T, H * tiles)
-    rows = F.pad(grad.permute(0, 2, 3, 1), (0, 0, 0, tiles * tile - width))
-    rows = rows.view(batch, height, tiles, tile, dims).permute(0, 4, 3, 1, 2)
-    rows = rows.reshape(batch * dims, tile, height * tiles)
-    prods = x.new_empty(kernel, batch * dims, tile, halo)
+    # input (B * C, H + k - 1, tiles * T + k - 1) -> tiles (B * C, H + k - 1, tiles, T + k - 1)
+    padded = x.new_zeros(batch, dims, height + kernel - 1, tiles * tile + kernel - 1)
+    padded[:, :, pad:pad + height, pad:pad + width] = x
+    cols = padded.view(planes, height + kernel - 1, -1).unfold(2, halo, tile).contiguous()
+    # gradient tiles: (B * C, H * tiles, T)
+    if tiles * tile == width:
+        rows = grad.contiguous()
+    else:
+        rows = grad.new_zeros(batch, dims, height, tiles * tile)
+        rows[..., :width] = grad
+    rows = rows.view(planes, height * tiles, tile)
+    prods = x.new_empty(kernel, planes, halo, tile)
     for i in range(kernel):
-        torch.bmm(rows, cols[:, i:i + height].reshape(batch * dims, -1, halo), out=prods[i])
-    prods = prods.view(kernel, batch, dims, tile, halo).sum(1)
-    # dW[c, i, j] = sum over t of prods[i, c, t, t + j]
-    diagonals = prods.as_strided((kernel, dims, tile, kernel),
-                                 (dims * tile * halo, tile * halo, halo + 1, 1))
-    return diagonals.sum(2).transpose(0, 1).unsqueeze(1)
+        shifted = cols[:, i:i + height].reshape(planes, height * tiles, halo)
+        torch.bmm(shifted.transpose(1, 2), rows, out=prods[i])
+    prods = prods.view(kernel, batch, dims, halo, tile).sum(1)
+    # dW[c, i, j] = sum over t of prods[i, c, t + j, t]
+    diagonals = prods.as_strided((kernel, dims, kernel, tile),
+                                 (dims * halo * tile, halo * tile, tile, tile + 1))
+    return diagonals.sum(3).transpose(0, 1).unsqueeze(1)
 
 
 def conv_format(x: torch.Tensor) -> torch.memory_format:

@@ -86,7 +86,8 @@ BACKBONES = {
     'l_fl3': (192, 3, 5, False, False, 'focalnet_large_lrf_384.pth'),
     'l_fl4': (192, 4, 3, True, False, 'focalnet_large_lrf_384_fl4.pth'),
     'xl_fl4': (256, 4, 3, False, False, 'focalnet_xlarge_lrf_384_fl4.pth'),
-    'h_fl4': (352, 4, 3, False, True, 'focalnet_huge_lrf_224_fl4.pth'),
+    'h_fl4': (352, 4, 3, False, True,
+              'hf-hub:timm/focalnet_huge_fl4.ms_in22k@3656de2b341e473ad338da5f707ecd5ba48934e7'),
 }
 
 
@@ -103,7 +104,10 @@ def test_system_recipe(config):
     assert backbone.get('use_postln_in_modulation', False) is postln_in_modulation
     assert backbone.use_conv_embed and backbone.use_postln and backbone.use_layerscale
     assert tuple(backbone.depths) == (2, 2, 18, 2)
-    assert backbone.init_cfg.checkpoint.endswith('/' + checkpoint)
+    source = backbone.init_cfg.checkpoint
+    hub = source.startswith('hf-hub:')
+    assert source == checkpoint if hub else source.endswith('/' + checkpoint)
+    assert 'blob.core.windows.net' not in source  # the authors' old host refuses access
     assert cfg.custom_imports == dict(imports=['mmfocal'], allow_failed_imports=False)
     channels = [dims * 2**i for i in backbone.out_indices]
     if not name.startswith('dino'):

@@ -51,7 +51,8 @@ def show_predictions(cfg: Config, task: str, show_dir: str) -> None:
 
 def build_config(args) -> Config:
     cfg = load_config(args)
-    if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint:
+    if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint \
+            and not args.checkpoint.startswith('hf-hub:'):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     cfg.load_from = args.checkpoint
     if args.show_dir:

@@ -18,7 +18,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from mmfocal.engine import use_resumable_checkpoints
+from mmfocal.engine import amp_fallback, use_resumable_checkpoints
 from mmfocal.registry import toolbox_of
 
 
@@ -31,7 +31,10 @@ def parse_args():
         '--resume', nargs='?', const='auto', metavar='CHECKPOINT',
         help='resume from CHECKPOINT, or without a value from the latest checkpoint '
         'of the work dir')
-    parser.add_argument('--amp', action='store_true', help='mixed-precision training')
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='mixed-precision training (the FocalNet Mask R-CNN, Cascade and ATSS configs '
+        'have it already; without a CUDA/NPU/MLU device, training falls back to float32)')
     parser.add_argument(
         '--auto-scale-lr', action='store_true',
         help='scale the lr by (GPUs x images per GPU) / auto_scale_lr.base_batch_size')
@@ -145,7 +148,13 @@ def build_config(args) -> Config:
 
 def main():
     args = parse_args()
-    build_runner(build_config(args)).train()
+    cfg = build_config(args)
+    # mixed precision (the FocalNet recipe) only where the device has it, else float32
+    precision_warning = amp_fallback(cfg)
+    runner = build_runner(cfg)
+    if precision_warning:
+        runner.logger.warning(precision_warning)
+    runner.train()
     end_distributed()
 
 

@@ -8,7 +8,8 @@ _base_ = [
 ]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# ImageNet-1K weights from the authors' release (see docs/en/checkpoints.md).
+# No public host serves the authors' ImageNet-1K weights (their blob host refuses access):
+# put a copy there; docs/en/checkpoints.md, "Where the weights live", says what exists.
 pretrained = 'checkpoints/focal-tiny-is224-ws7.pth'
 model = dict(
     backbone=dict(

@@ -2,7 +2,7 @@
 _base_ = [
     '../_base_/models/atss_fpn.py',
     '../_base_/datasets/coco_detection_ms_crop.py',
-    '../_base_/schedules/det_adamw_3x.py',
+    '../_base_/schedules/det_adamw_3x_fp16.py',
     'mmdet::_base_/default_runtime.py'
 ]
 

@@ -2,7 +2,7 @@
 _base_ = [
     '../_base_/models/cascade_mask_rcnn_4conv1fc_giou_fpn.py',
     '../_base_/datasets/coco_instance_ms_crop.py',
-    '../_base_/schedules/det_adamw_3x.py',
+    '../_base_/schedules/det_adamw_3x_fp16.py',
     'mmdet::_base_/default_runtime.py'
 ]
 

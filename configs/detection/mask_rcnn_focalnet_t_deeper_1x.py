@@ -2,13 +2,13 @@
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/coco_instance_ms_crop.py',
-    '../_base_/schedules/det_adamw_1x.py',
+    '../_base_/schedules/det_adamw_1x_fp16.py',
     'mmdet::_base_/default_runtime.py'
 ]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# The deeper FocalNets' ImageNet-1K weights were not released: put your own
-# checkpoint there (the LRF variant loads the SRF weights and adds a level).
+# The deeper FocalNets' ImageNet-1K weights were never published (docs/en/checkpoints.md,
+# "Where the weights live"): put your own checkpoint there (the LRF variant loads the SRF weights and adds a level).
 pretrained = 'checkpoints/focalnet_tiny_deeper_srf.pth'
 model = dict(
     backbone=dict(
@@ -18,6 +18,6 @@ model = dict(
         depths=(3, 3, 16, 3),
         focal_levels=2,
         focal_windows=9,
-        drop_path_rate=0.1,
+        drop_path_rate=0.2,
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=[64, 128, 256, 512]))

@@ -2,13 +2,13 @@
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/coco_instance_ms_crop.py',
-    '../_base_/schedules/det_adamw_3x.py',
+    '../_base_/schedules/det_adamw_3x_fp16.py',
     'mmdet::_base_/default_runtime.py'
 ]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# The deeper FocalNets' ImageNet-1K weights were not released: put your own
-# checkpoint there (the LRF variant loads the SRF weights and adds a level).
+# The deeper FocalNets' ImageNet-1K weights were never published (docs/en/checkpoints.md,
+# "Where the weights live"): put your own checkpoint there (the LRF variant loads the SRF weights and adds a level).
 pretrained = 'checkpoints/focalnet_tiny_deeper_srf.pth'
 model = dict(
     backbone=dict(

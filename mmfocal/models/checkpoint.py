@@ -83,31 +83,139 @@ class LoadReport:
 # ----------------------------------------------------------------------------- reading
 
 
+# hf-hub:ORG/REPO[/FILE][@REVISION] (the prefix as timm and open_clip use it)
+HF_HUB = re.compile(r'^hf-hub:(?P<repo>[\w.-]+/[\w.-]+)(?:/(?P<file>[^@]+))?(?:@(?P<rev>.+))?$')
+HUB_FILES = ('model.safetensors', 'pytorch_model.bin')  # tried in this order
+HUB_EXTRA = "pip install 'mmfocal[hub]' (or pip install huggingface_hub)"
+WHERE_WEIGHTS_LIVE = ('docs/en/checkpoints.md ("Where the weights live") says where each '
+                      "variant's weights can be downloaded, and which were never published")
+
+
 def read_checkpoint(path: str, extra: Sequence = ()) -> dict:
     """Load a weight file: ``.safetensors`` with safetensors, anything else with
     :func:`mmfocal.compat.load_weights` (tensors, containers and allow-listed globals
     only, plus ``extra`` for this call); checkpoints written by mmengine (e.g. a trained
     detector's) are read through :func:`allow_mmengine_checkpoints`, which
-    ``import mmfocal`` has called."""
-    if re.match(r'^https?://', str(path)):  # downloaded once into torch hub's cache
-        cached = osp.join(torch.hub.get_dir(), 'checkpoints', osp.basename(str(path)))
-        if not osp.exists(cached):
-            os.makedirs(osp.dirname(cached), exist_ok=True)
-            torch.hub.download_url_to_file(str(path), cached)
-        path = cached
-    elif re.match(r'^\w+://', str(path)):  # other mmengine file backends (s3, ...)
+    ``import mmfocal`` has called.
+
+    ``path`` may also be ``http(s)://...`` (downloaded once into torch hub's cache, see
+    :func:`download`), ``hf-hub:ORG/REPO[/FILE][@REVISION]`` (see :func:`hub_file`) or a
+    URL of another mmengine file backend.
+    """
+    path = str(path)
+    if re.match(r'^https?://', path):
+        return download(path, lambda local: _read_file(local, extra))
+    if path.startswith('hf-hub:'):
+        path = hub_file(path)
+    elif re.match(r'^\w+://', path):  # other mmengine file backends (s3, ...)
         from mmengine.fileio import get
-        path = io.BytesIO(get(path))
+        return load_weights(io.BytesIO(get(path)), extra)
+    return _read_file(path, extra)
+
+
+def _read_file(path: str, extra: Sequence = ()) -> dict:
     if str(path).endswith('.safetensors'):
         return _read_safetensors(path)
     try:
         return load_weights(path, extra)
     except FileNotFoundError:
-        raise CheckpointError(f'checkpoint file not found: {path}') from None
+        raise CheckpointError(
+            f'checkpoint file not found: {path}. {WHERE_WEIGHTS_LIVE}') from None
     except Exception as exc:  # pickle errors, zip errors, unsafe globals
         raise CheckpointError(
             f'{path} is not a weight file torch.load(weights_only=True) can read '
             f'(a state dict, possibly under {WRAPPER_KEYS}): {exc}') from exc
+
+
+def download(url: str, read, timeout: float = 60.) -> dict:
+    """Download ``url`` once into ``torch.hub.get_dir()/checkpoints`` and return
+    ``read(local_path)``.
+
+    The file is written under a temporary name and moves into the cache only once it is
+    whole (as many bytes as the server's Content-Length, the SHA-256 prefix of a
+    ``NAME-<hex>.ext`` file name, and ``read`` succeeds on it): a download cut short, a
+    damaged file or an HTTP error raises :class:`CheckpointError` and leaves nothing in the
+    cache that a later run would take for the checkpoint.
+    """
+    import hashlib
+    import http.client
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    name = osp.basename(urllib.parse.urlparse(url).path)
+    if not name:
+        raise CheckpointError(f'{url} names no file')
+    cached = osp.join(torch.hub.get_dir(), 'checkpoints', name)
+    if osp.exists(cached):
+        return read(cached)
+    os.makedirs(osp.dirname(cached), exist_ok=True)
+    partial = f'{cached}.{os.getpid()}.partial'
+    sha256, size = hashlib.sha256(), 0
+    try:
+        try:
+            request = urllib.request.Request(url, headers={'User-Agent': 'mmfocal'})
+            with urllib.request.urlopen(request, timeout=timeout) as response, \
+                    open(partial, 'wb') as f:
+                expected = response.headers.get('Content-Length')
+                while True:
+                    chunk = response.read(1 << 20)
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    sha256.update(chunk)
+                    size += len(chunk)
+        except (OSError, http.client.HTTPException) as exc:  # HTTP errors, refused, timeouts
+            raise CheckpointError(f'downloading {url} failed: {exc}') from exc
+        if expected is not None and size != int(expected):
+            raise CheckpointError(f'downloading {url} was cut short: {size} of {expected} '
+                                  'bytes arrived; nothing was cached, run again')
+        prefix = re.search(r'-([a-f0-9]{8,64})\.\w+$', name)
+        if prefix and not sha256.hexdigest().startswith(prefix.group(1)):
+            raise CheckpointError(f'{url}: the SHA-256 of the download, {sha256.hexdigest()}, '
+                                  f'does not start with the {prefix.group(1)} of its name')
+        try:
+            checkpoint = read(partial)
+        except CheckpointError as exc:
+            raise CheckpointError(f'{url} downloaded ({size} bytes) but is not a readable '
+                                  f'checkpoint, so it was not cached: {exc}') from exc
+        os.replace(partial, cached)
+        return checkpoint
+    finally:
+        if osp.exists(partial):
+            os.remove(partial)
+
+
+def hub_file(spec: str) -> str:
+    """The local path of ``hf-hub:ORG/REPO[/FILE][@REVISION]``, through
+    ``huggingface_hub.hf_hub_download`` and so through its cache, offline mode
+    (``HF_HUB_OFFLINE``), endpoint (``HF_ENDPOINT``) and token (``HF_TOKEN``) settings.
+
+    Without ``FILE``, the repository's ``model.safetensors`` is taken, else its
+    ``pytorch_model.bin``. ``REVISION`` is a branch, a tag or (best) a commit hash.
+    """
+    match = HF_HUB.match(spec)
+    if match is None:
+        raise CheckpointError(f'{spec!r}: a hub checkpoint is hf-hub:ORG/REPO, optionally '
+                              'followed by /FILE and @REVISION')
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import EntryNotFoundError
+    except ImportError:
+        raise CheckpointError(f'{spec} needs the huggingface_hub package: {HUB_EXTRA}') \
+            from None
+    repo, revision = match.group('repo'), match.group('rev')
+    names = [match.group('file')] if match.group('file') else list(HUB_FILES)
+    not_found = []
+    for name in names:
+        try:
+            return hf_hub_download(repo, name, revision=revision)
+        except EntryNotFoundError as exc:  # not in the repository, or offline and not cached
+            not_found.append(f'{name}: {exc}')
+        except (OSError, ValueError) as exc:  # unknown repo or revision, HTTP, connection
+            raise CheckpointError(f'{spec}: {type(exc).__name__}: {exc}') from exc
+    raise CheckpointError(f'{spec}: no file {" or ".join(names)} at revision '
+                          f'{revision or "main"} (offline and not cached, or not in the '
+                          f'repository): {"; ".join(not_found)}')
 
 
 def _read_safetensors(path: str) -> dict:
@@ -120,7 +228,8 @@ def _read_safetensors(path: str) -> dict:
     try:
         return load_file(path, device='cpu')
     except FileNotFoundError:
-        raise CheckpointError(f'checkpoint file not found: {path}') from None
+        raise CheckpointError(
+            f'checkpoint file not found: {path}. {WHERE_WEIGHTS_LIVE}') from None
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f'{path} is not a readable safetensors file: {exc}') from exc
 
@@ -425,3 +534,20 @@ def compare_state_dicts(state: StateDict, target: StateDict) -> List[str]:
                  'in the model' for k, v in state.items()
                  if k in target and v.shape != target[k].shape]
     return problems
+
+
+def _load_from_hub(filename: str, map_location=None) -> dict:
+    """mmengine's loader for ``hf-hub:`` (``load_from``, ``tools/test.py``, mmengine's own
+    ``Pretrained`` init): the file of :func:`hub_file`, read as :func:`read_checkpoint`
+    reads a local one."""
+    return read_checkpoint(filename)
+
+
+def register_hub_scheme() -> None:
+    """Let mmengine's ``CheckpointLoader`` read ``hf-hub:`` checkpoints (``import mmfocal``
+    does it)."""
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes='hf-hub:', loader=_load_from_hub, force=True)
+
+
+register_hub_scheme()

@@ -1,10 +1,10 @@
-# 36 epochs, lr x0.1 after epochs 27 and 33; optimizer as in det_adamw_1x.py.
+# 36 epochs, lr x0.1 after epochs 27 and 33; warm-up and optimizer as in det_adamw_1x.py.
 _base_ = './det_adamw_1x.py'
 
 max_epochs = 36
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=500),
     dict(
         type='MultiStepLR',
         begin=0,

@@ -1,4 +1,5 @@
 """Layers both backbones share (mmfocal/models/backbones/base.py)."""
+import pytest
 import torch
 
 from mmfocal.models.backbones.base import COMPUTE_PATHS, ComputePath, GeluMlp, Mlp, compute_path
@@ -69,3 +70,21 @@ def test_mlp_runs_plain_autograd_where_the_path_does_not_recompute(monkeypatch):
     assert fused.grad_fn.name() == 'GeluMlpBackward'
     assert plain.grad_fn.name() != 'GeluMlpBackward'
     torch.testing.assert_close(plain, fused, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize('stride, in_channels', [(4, 3), (2, 5)])
+def test_patch_linear_equals_the_convolution_with_gradients(stride, in_channels):
+    """With gradients, a non-overlapping PatchEmbed runs as a linear layer over its
+    patches: outputs and float64 gradients (input, weight, bias) are the convolution's."""
+    from mmfocal.models.backbones.base import PatchEmbed
+    torch.manual_seed(0)
+    embed = PatchEmbed(in_channels, 6, stride, False, stride == 4, dict(type='LN')).double()
+    x = torch.randn(2, in_channels, 9, 11, dtype=torch.float64, requires_grad=True)
+    out = embed(x)
+    params = [x, embed.proj.weight, embed.proj.bias]
+    grads = torch.autograd.grad(out.square().sum(), params)
+    padded = torch.nn.functional.pad(x, (0, -11 % stride, 0, -9 % stride))
+    ref = embed.norm(embed.proj(padded).permute(0, 2, 3, 1))
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for got, expected in zip(grads, torch.autograd.grad(ref.square().sum(), params)):
+        torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)

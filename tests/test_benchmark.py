@@ -134,3 +134,36 @@ def test_onnxruntime_only_for_cpu_inference_in_float32():
     assert done.returncode == 2
     assert '--runtimes onnxruntime: inference (--mode infer) on the CPU in float32' in \
         done.stderr
+
+
+def test_against_a_git_ref_measures_its_package_in_the_same_rounds():
+    """--against: a row per mmfocal model computed by the ref's package (its workers check
+    where mmfocal came from), the per-round ratios to Swin-T and the A/B line."""
+    done = subprocess.run(
+        [sys.executable, 'tools/analysis/benchmark.py', '--rounds', '2', '--steps', '1',
+         '--batch', '1', '--sizes', '32', '--models', 'FocalNet-T', 'Swin-T',
+         '--against', 'HEAD'], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = re.findall(r'^  (\S.*?)\s+[\d.]+\s+[\d.]+\s+-?\d+\s+[\d.]+x\s+-?[\d.]+x$',
+                      done.stdout, re.M)
+    assert rows == ['FocalNet-T', 'FocalNet-T @HEAD', 'Swin-T'], done.stdout
+    by_round = re.search(r'^    FocalNet-T @HEAD\s+([\d.]+)x ([\d.]+)x \(spread', done.stdout,
+                         re.M)
+    assert by_round, done.stdout
+    ab = re.search(r'^  A/B FocalNet-T vs FocalNet-T @HEAD: ([\d.]+)x the speed, [\d.]+x the '
+                   r'peak memory; by round ([\d.]+)x ([\d.]+)x: (.*)$', done.stdout, re.M)
+    assert ab and ab.group(4) == benchmark.verdict([float(ab.group(2)),
+                                                    float(ab.group(3))]), done.stdout
+
+
+def test_against_an_unknown_ref_is_an_error():
+    done = run_benchmark('--sizes', '32', '--models', 'FocalNet-T', '--against', 'no-such-ref')
+    assert done.returncode == 1
+    assert '--against no-such-ref: not a commit of the repository' in done.stderr
+
+
+def test_verdict_claims_a_difference_only_where_every_round_agrees():
+    assert benchmark.verdict([1.02, 1.05, 1.01]) == 'faster in every round'
+    assert benchmark.verdict([0.97, 0.99]) == 'slower in every round'
+    assert benchmark.verdict([0.98, 1.04]) == 'within the spread'
+    assert benchmark.verdict([1.2]) == 'one round: no spread to judge by'

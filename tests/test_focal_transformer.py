@@ -627,3 +627,22 @@ def test_cuda_forward_and_gradients_equal_cpu(path, monkeypatch):
     torch.manual_seed(0)
     model = FocalTransformer(**TINY, focal_windows=(5, 3, 3, 1)).double()
     check_cuda_equals_cpu(model, torch.randn(2, 3, 60, 45, dtype=torch.float64))
+
+
+@pytest.mark.parametrize('chunk_bytes', [None, 1])
+def test_inference_tracing_and_training_attention_agree(chunk_bytes, monkeypatch):
+    """The three forwards of the attention: chunked without gradients (whole map or one
+    window per chunk), the broadcast-mask ops a tracer records, and the recomputing
+    Function with gradients."""
+    if chunk_bytes:
+        monkeypatch.setattr(focal_transformer, 'CHUNK_BYTES', chunk_bytes)
+    torch.manual_seed(0)
+    model = FocalTransformer(**TINY, focal_windows=(5, 3, 3, 1)).double().eval()
+    x = torch.randn(1, 3, 60, 45, dtype=torch.float64)
+    with torch.no_grad():
+        inference = model(x)
+        traced = torch.jit.trace(model, (x, ), check_trace=False)(x)
+    training = model(x)
+    for a, b, c in zip(inference, traced, training):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(b, c, rtol=1e-10, atol=1e-10)

@@ -136,7 +136,22 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_to_multiple(x.contiguous(memory_format=torch.channels_last), self.stride)
+        if self.proj.kernel_size[0] == self.stride and torch.is_grad_enabled() and \
+                not is_tracing():
+            return self.norm(self.patch_linear(x))
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
+
+    def patch_linear(self, x: torch.Tensor) -> torch.Tensor:
+        """The non-overlapping convolution as a linear layer over the s x s patches:
+        (B, C_in, H, W) with H, W multiples of s -> (B, H/s, W/s, C). Its backward is two
+        matrix products, where the convolution's backward is several times slower on
+        CPUs; with gradients (and no tracer) it replaces the convolution."""
+        batch, dims, height, width = x.shape
+        s = self.stride
+        patches = x.permute(0, 2, 3, 1).reshape(batch, height // s, s, width // s, s, dims)
+        patches = patches.transpose(2, 3).reshape(batch, height // s, width // s, -1)
+        weight = self.proj.weight.permute(0, 2, 3, 1).reshape(self.proj.out_channels, -1)
+        return F.linear(patches, weight, self.proj.bias)
 
 
 class GeluMlp(torch.autograd.Function):

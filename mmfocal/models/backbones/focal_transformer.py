@@ -208,14 +208,25 @@ class GatheredAttention(torch.autograd.Function):
         return s.add_(bias[:, None]).add_(key_mask)
 
     @staticmethod
-    def forward(ctx, q, table, key_index, bias, key_mask, scale: float):
+    def attend(q, table, key_index, bias, key_mask, scale: float, log_sum=None):
+        """The attention of every window (the forward pass), chunk by chunk; with
+        ``log_sum`` (B, nH, nW, A, 1), the log-sum-exp of every query's scores goes there.
+        Without gradients this is the whole inference path: no tensor of every window's
+        keys or scores exists at once."""
         out = torch.empty_like(q)
-        log_sum = q.new_empty(*q.shape[:4], 1)
         for w, index in GatheredAttention.chunks(q, key_index):
             k, v = GatheredAttention.gather(table, index, q[:, :, w].shape[2])
             s = GatheredAttention.scores(q[:, :, w], k, bias, key_mask[w], scale)
-            log_sum[:, :, w] = s.logsumexp(-1, keepdim=True)
-            out[:, :, w] = torch.matmul(s.sub_(log_sum[:, :, w]).exp_(), v)
+            chunk_log_sum = s.logsumexp(-1, keepdim=True)
+            if log_sum is not None:
+                log_sum[:, :, w] = chunk_log_sum
+            out[:, :, w] = torch.matmul(s.sub_(chunk_log_sum).exp_(), v)
+        return out
+
+    @staticmethod
+    def forward(ctx, q, table, key_index, bias, key_mask, scale: float):
+        log_sum = q.new_empty(*q.shape[:4], 1)
+        out = GatheredAttention.attend(q, table, key_index, bias, key_mask, scale, log_sum)
         ctx.save_for_backward(q, table, key_index, bias, key_mask, out, log_sum)
         ctx.scale = scale
         return out
@@ -303,6 +314,17 @@ class FocalAttention(nn.Module):
                  for table in self.relative_position_bias_table_to_windows]
         return torch.cat(bias, -1)
 
+    def traced_attention(self, q, table, layout: KeyLayout, bias, key_mask):
+        """The attention in plain ops for a tracer (ONNX, compile, FLOP counts): the
+        position bias (nH, 1, w^2, N) and the key mask (nW, 1, N) are added to the scores
+        by broadcasting, so that no (nH, nW, w^2, N) mask is built in the graph.
+        q: (B, nH, nW, w^2, d); table: (2, B, nH, T, d) -> (B, nH, nW, w^2, d)."""
+        batch, heads, windows, area, head_dims = q.shape
+        k, v = table.index_select(3, layout.key_index).view(
+            2, batch, heads, windows, -1, head_dims).unbind(0)
+        scores = torch.matmul(q * self.scale, k.transpose(-2, -1)) + bias[:, None] + key_mask
+        return torch.matmul(scores.softmax(-1), v)
+
     def forward(self, x: torch.Tensor, pooled: Sequence[torch.Tensor],
                 layout: KeyLayout) -> torch.Tensor:
         """x: (B, H, W, C); pooled[k]: (B, h_k, w_k, C) -> (B, H, W, C)."""
@@ -318,8 +340,12 @@ class FocalAttention(nn.Module):
         bias = self.position_bias(layout.with_neighbours).to(q.dtype)  # (nH, w^2, N)
         key_mask = layout.key_mask.to(q.dtype)[:, None]  # (nW, 1, N)
         attn_drop = self.attn_drop if self.training else 0.
-        if torch.is_grad_enabled() and not attn_drop and not is_tracing() and \
-                compute_path(x.device).recompute:
+        if is_tracing():
+            out = self.traced_attention(q, qkv[1:], layout, bias, key_mask)
+        elif not torch.is_grad_enabled():
+            out = GatheredAttention.attend(q, qkv[1:], layout.key_index, bias, key_mask,
+                                           self.scale)
+        elif not attn_drop and compute_path(x.device).recompute:
             out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, bias,
                                           key_mask, self.scale)
         else:

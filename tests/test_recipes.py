@@ -117,7 +117,8 @@ def precision(optim_wrapper) -> str:
     kind = optim_wrapper.get('type', 'OptimWrapper')
     if kind == 'OptimWrapper':
         return FP32
-    if kind == 'AmpOptimWrapper' and optim_wrapper.get('dtype') in ('float16', None) \
+    if kind in ('AmpOptimWrapper', 'MixedPrecisionOptimWrapper') and \
+            optim_wrapper.get('dtype') in ('float16', None) \
             and optim_wrapper.get('loss_scale', 'dynamic') == 'dynamic':
         return FP16
     return f'{kind} {optim_wrapper.get("dtype")} {optim_wrapper.get("loss_scale")}'
@@ -222,3 +223,29 @@ def test_train_builds_and_logs_the_float32_fallback_on_the_cpu(tmp_path, monkeyp
     (log, ) = [p for p in tmp_path.rglob('*.log')]
     text = log.read_text()
     assert 'WARNING' in text and 'trains in float32 (OptimWrapper) instead' in text
+
+
+def test_mixed_precision_wrapper_is_float32_with_a_warning_where_no_device_has_amp(
+        monkeypatch):
+    """What mmdet's and mmseg's own train.py build from the configs' wrapper: mmengine's
+    AmpOptimWrapper on a GPU, a float32 OptimWrapper and a logged warning on the CPU."""
+    import torch
+    from mmengine.logging import MMLogger
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import OPTIM_WRAPPERS
+
+    from mmfocal.engine import precision
+    optimizer = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    cfg = dict(type='MixedPrecisionOptimWrapper', dtype='float16', loss_scale='dynamic',
+               optimizer=optimizer)
+    warnings = []
+    monkeypatch.setattr(MMLogger.get_current_instance(), 'warning', warnings.append)
+    monkeypatch.setattr(precision, 'get_device', lambda: 'cpu')
+    wrapper = OPTIM_WRAPPERS.build(dict(cfg))
+    assert type(wrapper) is OptimWrapper
+    assert len(warnings) == 1 and 'float32' in warnings[0] and 'cpu' in warnings[0]
+    built = {}
+    monkeypatch.setattr(precision, 'AmpOptimWrapper', lambda **kw: built.update(kw) or 'amp')
+    monkeypatch.setattr(precision, 'get_device', lambda: 'cuda')
+    assert OPTIM_WRAPPERS.build(dict(cfg)) == 'amp'
+    assert built['dtype'] == 'float16' and built['loss_scale'] == 'dynamic'

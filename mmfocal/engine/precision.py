@@ -9,8 +9,14 @@ float32 training with the same optimizer, and a warning that says so.
 from typing import Optional
 
 from mmengine.device import get_device
+from mmengine.logging import MMLogger
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
 
 AMP_DEVICES = ('cuda', 'npu', 'mlu', 'musa')
+# the configs' mixed-precision wrapper: AmpOptimWrapper where the device has mixed
+# precision, else OptimWrapper with a warning, also when mmdet's or mmseg's own tools build it
+MIXED_PRECISION = 'MixedPrecisionOptimWrapper'
 # arguments of AmpOptimWrapper that OptimWrapper does not take
 AMP_ONLY_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
 
@@ -29,15 +35,38 @@ def amp_fallback(cfg, device: Optional[str] = None) -> Optional[str]:
         return None
     kind = wrapper.get('type', 'OptimWrapper')
     device = device or get_device()
-    if kind == 'AmpOptimWrapper' and device not in AMP_DEVICES:
+    if kind in ('AmpOptimWrapper', MIXED_PRECISION) and device not in AMP_DEVICES:
         dtype = wrapper.get('dtype') or 'float16'
         wrapper['type'] = 'OptimWrapper'
         for key in AMP_ONLY_KEYS:
             wrapper.pop(key, None)
-        return (f'the config trains in {dtype} mixed precision (AmpOptimWrapper), which '
-                f'needs a {"/".join(d.upper() for d in AMP_DEVICES)} device; on {device} '
-                'it trains in float32 (OptimWrapper) instead')
+        return fallback_message(dtype, device)
     if kind == 'OptimWrapper':
         for key in AMP_ONLY_KEYS:
             wrapper.pop(key, None)
     return None
+
+
+def fallback_message(dtype: str, device: str) -> str:
+    return (f'the config trains in {dtype} mixed precision (AmpOptimWrapper), which needs a '
+            f'{"/".join(d.upper() for d in AMP_DEVICES)} device; on {device} it trains in '
+            'float32 (OptimWrapper) instead')
+
+
+def mixed_precision_optim_wrapper(**kwargs):
+    """``optim_wrapper.type='MixedPrecisionOptimWrapper'``: an ``AmpOptimWrapper`` with
+    ``kwargs`` on a device with mixed precision, else an ``OptimWrapper`` (float32, the
+    AmpOptimWrapper-only arguments dropped) and a warning in the run's log, whichever tool
+    builds it (mmfocal's, mmdet's or mmseg's ``train.py``)."""
+    device = get_device()
+    if device in AMP_DEVICES:
+        return AmpOptimWrapper(**kwargs)
+    MMLogger.get_current_instance().warning(
+        fallback_message(kwargs.get('dtype') or 'float16', device))
+    for key in AMP_ONLY_KEYS:
+        kwargs.pop(key, None)
+    return OptimWrapper(**kwargs)
+
+
+OPTIM_WRAPPERS.register_module(name=MIXED_PRECISION, module=mixed_precision_optim_wrapper,
+                               force=True)

@@ -1,7 +1,8 @@
 # det_adamw_3x.py in fp16 mixed precision with dynamic loss scaling, as the FocalNet
 # authors trained their Mask R-CNN, Cascade Mask R-CNN and ATSS models (apex O1 through
-# DistOptimizerHook(use_fp16=True)). Where no CUDA, NPU or MLU device is present,
-# tools/train.py trains in float32 with OptimWrapper and logs a warning.
+# DistOptimizerHook(use_fp16=True)). mmfocal's MixedPrecisionOptimWrapper is mmengine's
+# AmpOptimWrapper where a CUDA, NPU or MLU device is present, else float32 OptimWrapper with a
+# warning in the log (whichever train.py builds it).
 _base_ = './det_adamw_3x.py'
 
-optim_wrapper = dict(type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic')
+optim_wrapper = dict(type='MixedPrecisionOptimWrapper', dtype='float16', loss_scale='dynamic')

@@ -104,7 +104,8 @@ def test_worker_measures_every_precision_in_one_process(monkeypatch):
     monkeypatch.setitem(benchmark.base.COMPUTE_PATHS, 'cpu', benchmark.base.COMPUTE_PATHS['cpu'])
     args = argparse.Namespace(worker='FocalTransformer-T', paths=['autograd/nchw'],
                               sizes=['32'], batch=1, steps=1, warmup=1, mode='train',
-                              device='cpu', precisions=['fp32', 'bf16'], runtimes=['torch'])
+                              device='cpu', precisions=['fp32', 'bf16'], runtimes=['torch'],
+                              source=None)
     results = benchmark.worker(args)
     assert len(results) == 2 and all(r['seconds'] > 0 for r in results)
     assert benchmark.base.COMPUTE_PATHS['cpu'] == benchmark.base.ComputePath(False, False)

@@ -38,13 +38,16 @@ def amp_fallback(cfg, device: Optional[str] = None) -> Optional[str]:
     if kind in ('AmpOptimWrapper', MIXED_PRECISION) and device not in AMP_DEVICES:
         dtype = wrapper.get('dtype') or 'float16'
         wrapper['type'] = 'OptimWrapper'
-        for key in AMP_ONLY_KEYS:
-            wrapper.pop(key, None)
+        drop_amp_arguments(wrapper)
         return fallback_message(dtype, device)
     if kind == 'OptimWrapper':
-        for key in AMP_ONLY_KEYS:
-            wrapper.pop(key, None)
+        drop_amp_arguments(wrapper)
     return None
+
+
+def drop_amp_arguments(wrapper: dict) -> None:
+    for key in AMP_ONLY_KEYS:
+        wrapper.pop(key, None)
 
 
 def fallback_message(dtype: str, device: str) -> str:
@@ -63,8 +66,7 @@ def mixed_precision_optim_wrapper(**kwargs):
         return AmpOptimWrapper(**kwargs)
     MMLogger.get_current_instance().warning(
         fallback_message(kwargs.get('dtype') or 'float16', device))
-    for key in AMP_ONLY_KEYS:
-        kwargs.pop(key, None)
+    drop_amp_arguments(kwargs)
     return OptimWrapper(**kwargs)
 
 

@@ -128,6 +128,7 @@ class PatchEmbed(nn.Module):
                  use_conv_embed: bool, is_stem: bool, norm_cfg: dict):
         super().__init__()
         self.stride = stride
+        self.non_overlapping = not use_conv_embed  # kernel = stride: a linear layer too
         kernel, padding = stride, 0
         if use_conv_embed:
             kernel, padding = (7, 2) if is_stem else (3, 1)
@@ -136,8 +137,7 @@ class PatchEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = pad_to_multiple(x.contiguous(memory_format=torch.channels_last), self.stride)
-        if self.proj.kernel_size[0] == self.stride and torch.is_grad_enabled() and \
-                not is_tracing():
+        if self.non_overlapping and torch.is_grad_enabled() and not is_tracing():
             return self.norm(self.patch_linear(x))
         return self.norm(self.proj(x).permute(0, 2, 3, 1))
 

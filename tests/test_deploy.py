@@ -30,7 +30,9 @@ from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 from mmfocal.deploy import DeploymentError  # noqa: E402
 from mmfocal.deploy.compare import compare_outputs  # noqa: E402
 from mmfocal.deploy.mmdeploy_compat import mmdeploy_on_current_torch  # noqa: E402
+from mmfocal.deploy.export import load_configs  # noqa: E402
 from mmfocal.deploy.pooling import adaptive_avg_pool2d  # noqa: E402
+from mmfocal.deploy.proposals import background_where_empty  # noqa: E402
 from mmfocal.models.backbones import FocalNet, FocalTransformer  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -207,8 +209,10 @@ def test_deploy_matches_pytorch(name, shrunk, tmp_path):
 
 
 def demo_det_options(data_root):
-    """The demo detector at 96 pixels, trained for 12 iterations of the 8 training
-    images and evaluated on them (its first AP above 0)."""
+    """The demo detector at 96 pixels, trained for 24 iterations of the 8 training
+    images and evaluated on them. Its R-CNN head regresses one box per RoI, whatever the
+    class: mmdeploy's graph keeps only the box of each RoI's best class, mmdet one per class
+    (docs/en/deployment.md, known limits), which moves a weakly trained model's AP."""
     root = osp.join(data_root, 'coco') + '/'
     ann = root + 'annotations/instances_train2017.json'
     return [f'{split}_dataloader.dataset.data_root={root}'
@@ -220,10 +224,11 @@ def demo_det_options(data_root):
                     'data_prefix.img=train2017/', 'pipeline.1.scale=(96,96)')] + [
         f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
         'train_dataloader.dataset.pipeline.3.scale=(96,96)', 'test_pipeline.1.scale=(96,96)',
-        'train_cfg.max_epochs=12', 'train_cfg.val_interval=100',
+        'train_cfg.max_epochs=24', 'train_cfg.val_interval=100',
         'param_scheduler.0.end=5', 'param_scheduler.1.milestones=[100]',
         'optim_wrapper.optimizer.lr=0.003', 'custom_hooks=[]',
-        'default_hooks.checkpoint.interval=12', 'default_hooks.logger.interval=4']
+        'default_hooks.checkpoint.interval=24', 'default_hooks.logger.interval=4',
+        'model.roi_head.bbox_head.reg_class_agnostic=True']
 
 
 @pytest.fixture(scope='module')
@@ -239,7 +244,7 @@ def demo_detector(tmp_path_factory):
     run([PYTHON, 'tools/train.py', config, '--work-dir', str(work_dir), '--cfg-options',
          *options])
     image = osp.join(root, 'coco', 'train2017', '000000000001.jpg')
-    return config, str(work_dir / 'epoch_12.pth'), options, image
+    return config, str(work_dir / 'epoch_24.pth'), options, image
 
 
 def metrics_of(work_dir):
@@ -281,9 +286,9 @@ def test_backend_ap_equals_pytorch_ap(demo_detector, demo_onnx, tmp_path):
          '--cfg-options', *options])
     torch_metrics, onnx_metrics = metrics_of(tmp_path / 'torch'), metrics_of(tmp_path / 'onnx')
     assert torch_metrics['coco/bbox_mAP'] > 0  # the comparison is not of two zeros
-    for key in ('coco/bbox_mAP', 'coco/segm_mAP'):
-        assert abs(onnx_metrics[key] - torch_metrics[key]) <= 0.01, (key, onnx_metrics,
-                                                                      torch_metrics)
+    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50'):
+        assert abs(onnx_metrics[key] - torch_metrics[key]) <= 0.002, (key, onnx_metrics,
+                                                                       torch_metrics)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -363,6 +368,29 @@ def test_adaptive_pooling_as_matrix_products(size, bins):
     """Any input size against any output size, larger ones too (windows overlap)."""
     x = torch.randn(2, 3, *size)
     torch.testing.assert_close(adaptive_avg_pool2d(x, bins), F.adaptive_avg_pool2d(x, bins))
+
+
+def test_empty_rois_are_background():
+    """Padding (0, 0, 0, 0) and boxes of zero width or height get background probability
+    1; other rows keep their logits."""
+    rois = torch.tensor([[0, 0, 0, 0, 0], [0, 2, 3, 9, 8], [0, 4, 5, 4, 9], [1, 1, 6, 7, 6],
+                         [1, 0, 0, 1, 1]], dtype=torch.float)
+    logits = torch.randn(5, 4)
+    probs = background_where_empty(logits, rois).softmax(-1)
+    empty = torch.tensor([True, False, True, True, False])
+    torch.testing.assert_close(probs[empty], torch.tensor([[0., 0, 0, 1]]).expand(3, 4))
+    torch.testing.assert_close(probs[~empty], logits[~empty].softmax(-1))
+
+
+def test_rpn_keeps_proposals_of_any_objectness(tmp_path):
+    """The RPN test_cfg gets score_thr 0 (mmdet's RPN has none), unless it has one."""
+    deploy = osp.join(DEPLOY, 'instance-seg_onnxruntime_dynamic.py')
+    config = osp.join(ROOT, 'configs', 'detection', 'demo_mask_rcnn_focalnet.py')
+    _, model = load_configs(deploy, config)
+    assert model.model.test_cfg.rpn.score_thr == 0
+    assert model.model.test_cfg.rcnn.score_thr == 0.05
+    _, model = load_configs(deploy, config, {'model.test_cfg.rpn.score_thr': 0.3})
+    assert model.model.test_cfg.rpn.score_thr == 0.3
 
 
 def detections(boxes, scores, labels):

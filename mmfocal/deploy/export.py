@@ -26,7 +26,7 @@ from mmdeploy.utils import IR, get_input_shape
 from mmengine.config import Config
 
 from ..registry import toolbox_of
-from . import pooling  # noqa: F401  (registers the exact adaptive pooling)
+from . import pooling, proposals  # noqa: F401  (register their rewrites)
 from .compare import Comparison, Difference, as_tensors, compare_outputs, difference
 from .mmdeploy_compat import mmdeploy_on_current_torch
 
@@ -119,7 +119,16 @@ def load_configs(deploy_cfg: str, model_cfg: str,
         raise ValueError(f'deploy config {deploy_cfg} is for {deploy.codebase_config.type}, '
                          f'the model config {model_cfg} for {toolbox}')
     check_roi_align(deploy, model, deploy_cfg)
+    keep_all_proposals(model)
     return deploy, model
+
+
+def keep_all_proposals(model_cfg: Config) -> None:
+    """mmdet's RPN keeps proposals of any objectness; mmdeploy's applies the RPN test_cfg's
+    ``score_thr``, else the post-processing's (0.05). An RPN test_cfg without one gets 0."""
+    rpn = (model_cfg.model.get('test_cfg') or {}).get('rpn')
+    if isinstance(rpn, dict) and 'score_thr' not in rpn:
+        rpn['score_thr'] = 0.
 
 
 def check_roi_align(deploy_cfg: Config, model_cfg: Config, path: str) -> None:

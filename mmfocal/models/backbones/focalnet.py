@@ -137,43 +137,50 @@ def focal_levels(ctx0: torch.Tensor, weights) -> list:
     return out
 
 
-def aggregate_context(ctx0: torch.Tensor, gates: torch.Tensor, weights) -> torch.Tensor:
-    """ctx0 (B, C, H, W), gates (B, L + 1, H, W), L depthwise kernels -> ctx_all
-    (B, C, H, W) in :func:`conv_format`: the gated sum of the focal levels and the global
-    context."""
-    levels = focal_levels(ctx0, weights)
+def gated_sum(levels: list, gates: torch.Tensor) -> torch.Tensor:
+    """The L focal levels of :func:`focal_levels`, gates (B, L + 1, H, W) -> ctx_all
+    (B, C, H, W): the gated sum of the levels and the global context GELU(mean(ctx_L))."""
     ctx_all = levels[0][1] * gates[:, :1]
     for level, (_, ctx) in enumerate(levels[1:], 1):
         ctx_all.addcmul_(ctx, gates[:, level:level + 1])
     ctx_global = F.gelu(levels[-1][1].mean((2, 3), keepdim=True))
-    return ctx_all.addcmul_(ctx_global, gates[:, len(weights):])
+    return ctx_all.addcmul_(ctx_global, gates[:, len(levels):])
+
+
+def aggregate_context(ctx0: torch.Tensor, gates: torch.Tensor, weights) -> torch.Tensor:
+    """ctx0 (B, C, H, W), gates (B, L + 1, H, W), L depthwise kernels -> ctx_all
+    (B, C, H, W) in :func:`conv_format`: the gated sum of the focal levels and the global
+    context."""
+    return gated_sum(focal_levels(ctx0, weights), gates)
 
 
 class FocalContext(torch.autograd.Function):
     """ctx_all = sum_l gate_l * ctx_l + gate_{L+1} * GELU(mean(ctx_L)), with
     ctx_l = GELU(dwconv_l(ctx_{l-1})): the focal levels of :class:`FocalModulation`.
 
-    Saves only its inputs (the context ctx_0 and the gates are views of the ``f``
-    projection, which stays alive anyway) and recomputes the levels in backward, where the
-    convolutions' gradients come from :func:`depthwise_conv_backward`, the gates' from one
-    buffer reused by every level and the global context's from matrix products, and the
-    GELU backward runs in place. Computes in the context's dtype (autocast has chosen it
-    for ``f``).
+    Saves its inputs (the context ctx_0 and the gates are views of the ``f`` projection,
+    which stays alive anyway) and the levels' pre-activations dwconv_l(ctx_{l-1}), not the
+    levels: backward recomputes each ctx_l by one GELU, and gets the convolutions'
+    gradients from :func:`depthwise_conv_backward`, the gates' from one buffer reused by
+    every level and the global context's from matrix products; the GELU backward runs in
+    place. Computes in the context's dtype (autocast has chosen it for ``f``).
     """
 
     @staticmethod
     def forward(fn_ctx, ctx0, gates, *weights):
         with torch.autocast(ctx0.device.type, enabled=False):
-            ctx_all = aggregate_context(ctx0, gates, weights)
-        fn_ctx.save_for_backward(ctx0, gates, *weights)
+            levels = focal_levels(ctx0, weights)
+            ctx_all = gated_sum(levels, gates)
+        fn_ctx.save_for_backward(ctx0, gates, *weights, *(pre for pre, _ in levels))
         return ctx_all
 
     @staticmethod
     def backward(fn_ctx, grad):
-        ctx0, gates, *weights = fn_ctx.saved_tensors
-        num_levels = len(weights)
+        ctx0, gates, *saved = fn_ctx.saved_tensors
+        num_levels = len(saved) // 2
+        weights, pres = saved[:num_levels], saved[num_levels:]
         with torch.autocast(grad.device.type, enabled=False):
-            levels = focal_levels(ctx0, weights)
+            levels = [(pre, F.gelu(pre)) for pre in pres]
             grad = grad.to(ctx0.dtype)
             batch, dims, height, width = grad.shape
 

@@ -12,6 +12,7 @@ with mmdeploy's rewrites (its batched NMS, its RoI heads), run eagerly; for segm
 the segmentor's own ``encode_decode`` without any rewrite (logits at the input size), so
 that a rewrite which changes the function (mmdeploy's adaptive pooling) is caught too.
 """
+import copy
 import os
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -26,7 +27,7 @@ from mmdeploy.utils import IR, get_input_shape
 from mmengine.config import Config
 
 from ..registry import toolbox_of
-from . import pooling, proposals  # noqa: F401  (register their rewrites)
+from . import pooling, roi_heads  # noqa: F401  (register their rewrites)
 from .compare import Comparison, Difference, as_tensors, compare_outputs, difference
 from .mmdeploy_compat import mmdeploy_on_current_torch
 
@@ -121,6 +122,20 @@ def load_configs(deploy_cfg: str, model_cfg: str,
     check_roi_align(deploy, model, deploy_cfg)
     keep_all_proposals(model)
     return deploy, model
+
+
+def sdk_model_config(model_cfg: Config) -> Config:
+    """A copy of the model config for mmdeploy's SDK files (pipeline.json), which read
+    ``test_cfg.rpn.min_bbox_size`` and ``test_cfg.rcnn.score_thr`` wherever ``rpn`` and
+    ``rcnn`` are keys: Sparse R-CNN's test_cfg has ``rpn=None`` and an ``rcnn`` without a
+    score threshold (it keeps the best ``max_per_img``), given 0."""
+    cfg = copy.deepcopy(model_cfg)
+    test_cfg = cfg.model.get('test_cfg') or {}
+    if 'rpn' in test_cfg and test_cfg['rpn'] is None:
+        test_cfg.pop('rpn')
+    if isinstance(test_cfg.get('rcnn'), dict):
+        test_cfg['rcnn'].setdefault('score_thr', 0.)
+    return cfg
 
 
 def keep_all_proposals(model_cfg: Config) -> None:
@@ -277,5 +292,5 @@ def deploy(deploy_cfg: str, model_cfg: str, checkpoint: str, image: str, work_di
     if not all(check.ok for check in checks):
         os.remove(onnx_file)
         raise DeploymentError(mismatch_message(checks, deploy, atol, rtol))
-    export2SDK(deploy, model, work_dir, pth=checkpoint, device=device)
+    export2SDK(deploy, sdk_model_config(model), work_dir, pth=checkpoint, device=device)
     return Deployment(onnx_file, custom_ops(onnx_file), checks)

@@ -25,6 +25,9 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default='work_dirs/deploy_test',
                         help='where the evaluation log and metrics go')
     parser.add_argument('--device', default='cpu', help='device of ONNX Runtime')
+    parser.add_argument('--batch-size', type=int, default=1,
+                        help='images per batch (default 1, as mmdeploy\'s tools/test.py); a '
+                        'static graph takes its export batch only')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override model config entries, e.g. '
                         'test_dataloader.dataset.data_root=data/coco/')
@@ -35,7 +38,8 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         metrics = evaluate(args.deploy_cfg, args.model_cfg, args.backend_model,
-                           args.work_dir, device=args.device, cfg_options=args.cfg_options)
+                           args.work_dir, device=args.device, cfg_options=args.cfg_options,
+                           batch_size=args.batch_size)
     except (FileNotFoundError, ValueError) as exc:
         sys.exit(f'test: {exc}')
     for name, value in metrics.items():

@@ -37,6 +37,28 @@ def test_mlp_equals_plain_ops_and_saves_only_its_input_and_pre_activation():
     assert saved == [x.numel() * 4, x.numel() * 8]
 
 
+def test_gelu_mlp_in_chunks_of_tokens_equals_plain_ops(monkeypatch):
+    """With the tokens in chunks (here 16 rows of 105: the last chunk is short), outputs and
+    float64 gradients are plain autograd's, and gradcheck holds."""
+    from mmfocal.models.backbones import base
+    monkeypatch.setattr(base, 'MIN_CHUNK_ROWS', 1)
+    monkeypatch.setitem(COMPUTE_PATHS, 'cpu', ComputePath(chunk_bytes=16 * 32 * 8))
+    assert base.row_chunks(105, 32 * 8, torch.device('cpu'))[-1] == slice(96, 112)
+    torch.manual_seed(0)
+    mlp = Mlp(8, 32).double()
+    x = torch.randn(3, 5, 7, 8, dtype=torch.float64, requires_grad=True)
+    out = mlp(x)
+    assert out.grad_fn.name() == 'GeluMlpBackward'
+    ref = plain_mlp(mlp, x)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(out)
+    params = (x, *mlp.parameters())
+    for got, want in zip(torch.autograd.grad(out, params, grad),
+                         torch.autograd.grad(ref, params, grad)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(GeluMlp.apply, params)
+
+
 def test_mlp_with_dropout_or_autocast_uses_plain_ops():
     torch.manual_seed(0)
     mlp = Mlp(8, 32, drop=0.5)
@@ -55,8 +77,8 @@ def test_mlp_with_dropout_or_autocast_uses_plain_ops():
 def test_compute_paths_by_device_type():
     """Recomputation everywhere; focal convolutions channels-last on the CPU only; device
     types without an entry take CUDA's path."""
-    assert compute_path(torch.device('cpu')) == ComputePath(True, True)
-    assert compute_path(torch.device('cuda')) == ComputePath(True, False)
+    assert compute_path(torch.device('cpu')) == ComputePath(True, True, 2**22)
+    assert compute_path(torch.device('cuda')) == ComputePath(True, False, None)
     assert compute_path(torch.device('meta')) is COMPUTE_PATHS['cuda']
 
 

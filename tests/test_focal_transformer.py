@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from mmfocal.compat import TORCH_VERSION
-from mmfocal.models.backbones import focal_transformer
 from mmfocal.models.backbones.base import COMPUTE_PATHS, ComputePath
 from mmfocal.models.backbones.focal_transformer import (FocalTransformer, GatheredAttention,
                                                         key_layout)
@@ -199,9 +198,8 @@ def test_pool_methods_and_levels_match_reference(pool_method, focal_levels):
 def test_gradients_match_slow_reference(chunk_bytes, recompute, monkeypatch):
     """Gradients reach every bias table through the fused attention's additive mask, with
     all windows in one chunk or one window per chunk, or through plain autograd."""
-    if chunk_bytes:
-        monkeypatch.setattr(focal_transformer, 'CHUNK_BYTES', chunk_bytes)
-    monkeypatch.setitem(COMPUTE_PATHS, 'cpu', ComputePath(recompute=recompute))
+    monkeypatch.setitem(COMPUTE_PATHS, 'cpu',
+                        ComputePath(recompute=recompute, chunk_bytes=chunk_bytes))
     torch.manual_seed(0)
     model = FocalTransformer(**TINY, focal_windows=(5, 3, 3, 1)).double()
     block = model.layers[0].blocks[0]
@@ -568,7 +566,7 @@ def test_gathered_attention_gradcheck(chunk_bytes, monkeypatch):
     masked keys, several windows and heads, windows in one chunk, one per chunk or two
     (the last chunk shorter)."""
     if chunk_bytes:
-        monkeypatch.setattr(focal_transformer, 'CHUNK_BYTES', chunk_bytes)
+        monkeypatch.setitem(COMPUTE_PATHS, 'cpu', ComputePath(chunk_bytes=chunk_bytes))
         assert len(GatheredAttention.chunks(torch.zeros(2, 2, 3, 4, 1, dtype=torch.float64),
                                             torch.zeros(15))) == (3 if chunk_bytes == 1 else 2)
     torch.manual_seed(0)
@@ -635,7 +633,7 @@ def test_inference_tracing_and_training_attention_agree(chunk_bytes, monkeypatch
     window per chunk), the broadcast-mask ops a tracer records, and the recomputing
     Function with gradients."""
     if chunk_bytes:
-        monkeypatch.setattr(focal_transformer, 'CHUNK_BYTES', chunk_bytes)
+        monkeypatch.setitem(COMPUTE_PATHS, 'cpu', ComputePath(chunk_bytes=chunk_bytes))
     torch.manual_seed(0)
     model = FocalTransformer(**TINY, focal_windows=(5, 3, 3, 1)).double().eval()
     x = torch.randn(1, 3, 60, 45, dtype=torch.float64)

@@ -5,6 +5,7 @@ import glob
 import os
 import os.path as osp
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,30 +61,48 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_ke
 """
 
 
-def train_command(config, work_dir, *extra):
-    return [sys.executable, 'tools/train.py', str(config), '--work-dir', str(work_dir), *extra]
+def train_command(config, work_dir, *extra, processes=1):
+    """tools/train.py, or with ``processes`` > 1 torchrun's processes on the CPU (gloo)."""
+    if processes == 1:
+        script = [sys.executable, 'tools/train.py']
+    else:
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        script = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={processes}',
+                  '--master_addr=127.0.0.1', f'--master_port={port}', 'tools/train.py',
+                  '--launcher', 'pytorch']
+    return [*script, str(config), '--work-dir', str(work_dir), *extra]
 
 
-def run_to_end(config, work_dir, *extra):
-    result = subprocess.run(train_command(config, work_dir, *extra), cwd=ROOT, text=True,
-                            capture_output=True, timeout=900)
+def process_env(processes):
+    """One thread per process where several share the machine."""
+    return None if processes == 1 else dict(os.environ, OMP_NUM_THREADS='1')
+
+
+def run_to_end(config, work_dir, *extra, processes=1):
+    result = subprocess.run(train_command(config, work_dir, *extra, processes=processes),
+                            cwd=ROOT, text=True, capture_output=True, timeout=900,
+                            env=process_env(processes))
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout + result.stderr
 
 
-def kill_after(config, work_dir, marker):
-    """Start training, SIGKILL it once ``marker`` is in its log and a checkpoint exists."""
+def kill_after(config, work_dir, marker, processes=1):
+    """Start training, SIGKILL its processes once ``marker`` is in its log and a checkpoint
+    exists."""
     log_path = osp.join(work_dir, 'killed.log')
     os.makedirs(work_dir, exist_ok=True)
     with open(log_path, 'w') as log:
-        proc = subprocess.Popen(train_command(config, work_dir), cwd=ROOT, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(train_command(config, work_dir, processes=processes), cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=process_env(processes))
         deadline = time.time() + 600
         while proc.poll() is None and time.time() < deadline:
             with open(log_path) as f:
                 text = f.read()
             if marker in text and osp.exists(osp.join(work_dir, 'last_checkpoint')):
-                proc.send_signal(signal.SIGKILL)
+                os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its workers
                 break
             time.sleep(0.02)
         proc.wait()
@@ -133,6 +152,48 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, task):
     assert_same_training_state(load(whole / last), load(killed / last))
     assert sorted(os.listdir(killed)).count(last) == 1
     assert not glob.glob(str(killed / '*.partial'))
+
+
+@pytest.mark.slow
+def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path):
+    """Two gloo processes with different seeds per rank (each draws its own RoI samples):
+    killed in the second epoch and resumed, they end with the uninterrupted run's weights,
+    since every rank's random states were saved and restored, not only rank 0's."""
+    data = _data.make_coco(str(tmp_path / 'coco'))
+    config = tmp_path / 'config.py'
+    config.write_text(DET_CONFIG.format(root=ROOT, data=data) +
+                      'randomness = dict(seed=0, diff_rank_seed=True)\n')
+    whole, killed = tmp_path / 'whole', tmp_path / 'killed'
+    run_to_end(config, whole, processes=2)
+    kill_after(config, killed, 'Epoch(train) [2][1/2]', processes=2)
+    assert not osp.exists(killed / 'epoch_2.pth')
+    saved = load(killed / 'epoch_1.pth')
+    assert len(saved['rng_states']) == 2
+    assert not torch.equal(saved['rng_states'][0]['torch'], saved['rng_states'][1]['torch'])
+    log = run_to_end(config, killed, '--resume', processes=2)
+    assert 'resumed epoch: 1, iter: 2' in log
+    assert_same_training_state(load(whole / 'epoch_2.pth'), load(killed / 'epoch_2.pth'))
+
+
+def test_each_rank_restores_its_own_random_states(monkeypatch):
+    """A checkpoint of two ranks read by one process: rank 0's states are restored and the
+    mismatch is logged; a checkpoint of an earlier version (``rng_state``, rank 0 only) is
+    restored without a message."""
+    from mmfocal.engine import hooks
+    messages = []
+    monkeypatch.setattr(hooks, 'print_log', lambda msg, **kwargs: messages.append(msg))
+    torch.manual_seed(1)
+    rank0 = hooks.rng_state()
+    torch.manual_seed(2)
+    rank1 = hooks.rng_state()
+    for checkpoint, logged in (({'rng_states': [rank0, rank1]}, 1), ({'rng_state': rank0}, 0)):
+        hook = ResumableCheckpointHook(interval=1)
+        torch.manual_seed(3)
+        hook.after_load_checkpoint(None, checkpoint)
+        hook.before_train_iter(None, 0)
+        assert torch.equal(torch.get_rng_state(), rank0['torch'])
+        assert len(messages) == logged
+    assert 'random states of 2 process(es), this run has 1' in messages[0]
 
 
 class DiesWhileSaving:

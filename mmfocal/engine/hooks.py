@@ -10,15 +10,18 @@ other RoI samples and dropout masks than the run it continues.
 :class:`ResumableCheckpointHook` writes every file under a temporary name and renames it
 (``os.replace``, atomic on one file system), deletes old checkpoints only after the new
 one and ``last_checkpoint`` are in place, and saves the torch, numpy and Python random
-states, which it restores where the interrupted run would have continued.
+states of every process (rank) of the run, which each rank restores where the interrupted
+run would have continued.
 """
+import logging
 import os
 import os.path as osp
 import random
 
 import numpy as np
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import all_gather_object, get_rank, get_world_size, is_main_process
+from mmengine.logging import print_log
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.runner import EpochBasedTrainLoop
@@ -67,20 +70,35 @@ class ResumableCheckpointHook(CheckpointHook):
     """``CheckpointHook`` (same arguments) with atomic files and saved random states.
 
     Checkpoints go to local disk through ``NAME.partial`` and ``os.replace``; other
-    backends are saved as ``CheckpointHook`` saves them. The random states saved with a
-    checkpoint are restored before the next epoch (epoch-based loops) or the next
-    iteration (iteration-based loops, after mmengine has skipped the data already seen).
+    backends are saved as ``CheckpointHook`` saves them. Every rank's random states are
+    gathered when a checkpoint is saved (``rng_states``, one entry per rank) and each
+    rank's are restored before the next epoch (epoch-based loops) or the next iteration
+    (iteration-based loops, after mmengine has skipped the data already seen). A run
+    resumed with another number of processes restores the ranks the checkpoint has and
+    says so; checkpoints of earlier versions hold rank 0's states only (``rng_state``).
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._rank_states = None
         self._resumed_rng_state = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['rng_state'] = rng_state()
+        checkpoint['rng_states'] = self._rank_states or [rng_state()]
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        self._resumed_rng_state = checkpoint.get('rng_state')
+        states = checkpoint.get('rng_states')
+        if states is None and 'rng_state' in checkpoint:
+            states = [checkpoint['rng_state']]
+        if states is None:
+            return
+        rank, world_size = get_rank(), get_world_size()
+        if len(states) != world_size:
+            print_log(f'the checkpoint holds the random states of {len(states)} process(es), '
+                      f'this run has {world_size}: ranks >= {len(states)} keep their seeded '
+                      'states, so the resumed run does not continue exactly as the '
+                      'interrupted one', logger='current', level=logging.WARNING)
+        self._resumed_rng_state = states[rank] if rank < len(states) else None
 
     def before_train_epoch(self, runner) -> None:
         if isinstance(runner.train_loop, EpochBasedTrainLoop):
@@ -95,6 +113,8 @@ class ResumableCheckpointHook(CheckpointHook):
             self._resumed_rng_state = None
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        # every rank is here; only the main process writes the checkpoint
+        self._rank_states = all_gather_object(rng_state()) if get_world_size() > 1 else None
         if not isinstance(self.file_backend, LocalBackend):
             return super()._save_checkpoint_with_step(runner, step, meta)
         filename = self.filename_tmpl.format(step)

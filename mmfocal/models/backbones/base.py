@@ -9,7 +9,7 @@ How the backbones compute on each device type is one :class:`ComputePath` in
 :data:`COMPUTE_PATHS`; every choice computes the same function.
 """
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -39,15 +39,22 @@ class ComputePath:
             autograd over the same operations.
         channels_last_convs (bool): FocalNet's depthwise focal convolutions run on
             channels-last memory (the tokens' own layout); else on (B, C, H, W) copies.
+        chunk_bytes (int, optional): the recomputing Functions create their largest
+            temporaries (the MLP's hidden activation and gradient, the attention's scores)
+            for chunks of tokens or windows of about this many bytes, which an allocator
+            without a cache of its own reuses while they are in cache, instead of a fresh
+            mapping per call; None: for the whole map at once (one kernel each).
     """
     recompute: bool = True
     channels_last_convs: bool = True
+    chunk_bytes: Optional[int] = None
 
 
 #: The :class:`ComputePath` of each device type (the 'cuda' entry for device types without
 #: one). Assign an entry before a step to take another path, as
 #: ``tools/analysis/benchmark.py --paths`` does.
-COMPUTE_PATHS = {'cpu': ComputePath(recompute=True, channels_last_convs=True),
+COMPUTE_PATHS = {'cpu': ComputePath(recompute=True, channels_last_convs=True,
+                                     chunk_bytes=2**22),
                  'cuda': ComputePath(recompute=True, channels_last_convs=False)}
 
 
@@ -154,32 +161,59 @@ class PatchEmbed(nn.Module):
         return F.linear(patches, weight, self.proj.bias)
 
 
+#: the fewest rows of a chunk of :func:`row_chunks`: fewer make slow matrix products
+MIN_CHUNK_ROWS = 1024
+
+
+def row_chunks(rows: int, row_bytes: int, device: torch.device) -> List[slice]:
+    """Slices covering ``rows`` rows in chunks of about the device's
+    :attr:`ComputePath.chunk_bytes` at ``row_bytes`` per row, of at least
+    :data:`MIN_CHUNK_ROWS` rows (one slice where the path has no chunk size)."""
+    limit = compute_path(device).chunk_bytes
+    step = rows if limit is None else max(MIN_CHUNK_ROWS, limit // row_bytes)
+    return [slice(i, i + step) for i in range(0, rows, step)]
+
+
 class GeluMlp(torch.autograd.Function):
     """fc2(GELU(fc1(x))) for x (..., C), weights (C4, C) and (C, C4), returning (..., C).
 
     Saves x and the hidden pre-activation only: the GELU output, as large, is recomputed
     in backward, into the buffer that then takes the hidden gradient, whose GELU backward
     runs in place. A block's largest saved tensor and one of its largest allocations are
-    gone; the arithmetic is that of autograd plus one GELU.
+    gone; the arithmetic is that of autograd plus one GELU. The GELU output and the hidden
+    gradient exist for one chunk of tokens at a time (:func:`row_chunks`): on the CPU a
+    whole map's would be a fresh mapping of the allocator on every call, whose page faults
+    cost more than the GELU that fills it.
     """
 
     @staticmethod
     def forward(fn_ctx, x, weight1, bias1, weight2, bias2):
         pre = F.linear(x, weight1, bias1)
         fn_ctx.save_for_backward(x, pre, weight1, weight2)
-        return F.linear(F.gelu(pre), weight2, bias2)
+        pre = pre.view(-1, pre.shape[-1])
+        out = x.new_empty(pre.shape[0], weight2.shape[0])
+        for part in row_chunks(pre.shape[0], pre[0].nbytes, x.device):
+            torch.addmm(bias2, F.gelu(pre[part]), weight2.t(), out=out[part])
+        return out.view(*x.shape[:-1], -1)
 
     @staticmethod
     def backward(fn_ctx, grad):
         x, pre, weight1, weight2 = fn_ctx.saved_tensors
+        shape = x.shape
         x, pre = x.reshape(-1, x.shape[-1]), pre.view(-1, pre.shape[-1])
         grad_out = grad.reshape(-1, grad.shape[-1])
-        hidden = F.gelu(pre)
-        grad_weight2 = grad_out.t().mm(hidden)
-        grad_pre = torch.mm(grad_out, weight2, out=hidden)
-        torch.ops.aten.gelu_backward.grad_input(grad_pre, pre, grad_input=grad_pre)
-        grad_x = grad_pre.mm(weight1).view(grad.shape)
-        return (grad_x, grad_pre.t().mm(x), grad_pre.sum(0), grad_weight2, grad_out.sum(0))
+        grad_x = torch.empty_like(x)
+        grad_weight1, grad_weight2 = torch.zeros_like(weight1), torch.zeros_like(weight2)
+        grad_bias1 = pre.new_zeros(pre.shape[1])
+        for part in row_chunks(pre.shape[0], pre[0].nbytes, x.device):
+            hidden = F.gelu(pre[part])
+            grad_weight2.addmm_(grad_out[part].t(), hidden)
+            grad_pre = torch.mm(grad_out[part], weight2, out=hidden)
+            torch.ops.aten.gelu_backward.grad_input(grad_pre, pre[part], grad_input=grad_pre)
+            torch.mm(grad_pre, weight1, out=grad_x[part])
+            grad_weight1.addmm_(grad_pre.t(), x[part])
+            grad_bias1 += grad_pre.sum(0)
+        return (grad_x.view(shape), grad_weight1, grad_bias1, grad_weight2, grad_out.sum(0))
 
 
 class Mlp(nn.Module):

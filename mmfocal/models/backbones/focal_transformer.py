@@ -163,10 +163,6 @@ key_layout = functools.lru_cache(maxsize=64)(window_layout)
 # ----------------------------------------------------------------------------- modules
 
 
-# bytes of the scores of one chunk of windows in :class:`GatheredAttention` on the CPU
-CHUNK_BYTES = 2**22
-
-
 class GatheredAttention(torch.autograd.Function):
     """softmax(q k^T * scale + bias + key_mask) v, every window's keys gathered from a table.
 
@@ -177,9 +173,10 @@ class GatheredAttention(torch.autograd.Function):
     ``index_add_`` (the gradient of advanced indexing, ``index_put_`` with accumulation, is
     several times slower on CPU). The additive mask is never materialised per window: the
     position bias is shared by all windows and the key mask by all query positions.
-    On the CPU, windows are processed in chunks whose scores take about :data:`CHUNK_BYTES`,
-    so that the gathered keys, scores and probabilities stay in cache instead of being
-    allocated for the whole map; other devices take all windows at once (one kernel each).
+    Windows are processed in chunks whose scores take about the device's
+    :attr:`~.base.ComputePath.chunk_bytes` (on the CPU), so that the gathered keys, scores and
+    probabilities stay in cache instead of being allocated for the whole map; without a chunk
+    size (other devices) all windows at once (one kernel each).
 
     q: (B, nH, nW, A, d); table: (2, B, nH, T, d) keys and values of the T tokens;
     key_index: (nW * N,); bias: (nH, A, N); key_mask: (nW, 1, N) 0 or -inf
@@ -192,7 +189,8 @@ class GatheredAttention(torch.autograd.Function):
         batch, heads, windows, area = q.shape[:4]
         keys = key_index.view(windows, -1)
         size = batch * heads * area * keys.shape[1] * q.element_size()
-        step = max(1, CHUNK_BYTES // size) if q.device.type == 'cpu' else windows
+        limit = compute_path(q.device).chunk_bytes
+        step = windows if limit is None else max(1, limit // size)
         return [(slice(i, i + step), keys[i:i + step].flatten())
                 for i in range(0, windows, step)]
 

@@ -1,6 +1,7 @@
 """A run killed with SIGKILL mid-epoch resumes from its last checkpoint and ends with the
 weights of an uninterrupted run (random augmentations off, CPU training deterministic);
 a checkpoint cut short by the kill is never the one ``last_checkpoint`` names."""
+import contextlib
 import glob
 import os
 import os.path as osp
@@ -88,6 +89,20 @@ def run_to_end(config, work_dir, *extra, processes=1):
     return result.stdout + result.stderr
 
 
+def kill_training(work_dir):
+    """SIGKILL every process training into ``work_dir`` (torchrun and its workers, which
+    run in sessions of their own)."""
+    for pid in os.listdir('/proc'):
+        try:
+            with open(f'/proc/{pid}/cmdline', 'rb') as f:
+                args = f.read().split(b'\0')
+        except OSError:  # not a process, or it has ended
+            continue
+        if b'tools/train.py' in args and str(work_dir).encode() in args:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
 def kill_after(config, work_dir, marker, processes=1):
     """Start training, SIGKILL its processes once ``marker`` is in its log and a checkpoint
     exists."""
@@ -95,14 +110,15 @@ def kill_after(config, work_dir, marker, processes=1):
     os.makedirs(work_dir, exist_ok=True)
     with open(log_path, 'w') as log:
         proc = subprocess.Popen(train_command(config, work_dir, processes=processes), cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                stdout=log, stderr=subprocess.STDOUT,
                                 env=process_env(processes))
         deadline = time.time() + 600
         while proc.poll() is None and time.time() < deadline:
             with open(log_path) as f:
                 text = f.read()
             if marker in text and osp.exists(osp.join(work_dir, 'last_checkpoint')):
-                os.killpg(proc.pid, signal.SIGKILL)  # torchrun and its workers
+                proc.send_signal(signal.SIGKILL)  # torchrun first, so it cannot exit 1
+                kill_training(work_dir)
                 break
             time.sleep(0.02)
         proc.wait()
@@ -159,19 +175,19 @@ def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path):
     """Two gloo processes with different seeds per rank (each draws its own RoI samples):
     killed in the second epoch and resumed, they end with the uninterrupted run's weights,
     since every rank's random states were saved and restored, not only rank 0's."""
-    data = _data.make_coco(str(tmp_path / 'coco'))
+    data = _data.make_coco(str(tmp_path / 'coco'), num_train=8)
     config = tmp_path / 'config.py'
     config.write_text(DET_CONFIG.format(root=ROOT, data=data) +
                       'randomness = dict(seed=0, diff_rank_seed=True)\n')
     whole, killed = tmp_path / 'whole', tmp_path / 'killed'
     run_to_end(config, whole, processes=2)
-    kill_after(config, killed, 'Epoch(train) [2][1/2]', processes=2)
+    kill_after(config, killed, 'Epoch(train) [2][1/4]', processes=2)
     assert not osp.exists(killed / 'epoch_2.pth')
     saved = load(killed / 'epoch_1.pth')
     assert len(saved['rng_states']) == 2
     assert not torch.equal(saved['rng_states'][0]['torch'], saved['rng_states'][1]['torch'])
     log = run_to_end(config, killed, '--resume', processes=2)
-    assert 'resumed epoch: 1, iter: 2' in log
+    assert 'resumed epoch: 1, iter: 4' in log and 'Epoch(train) [2][1/4]' in log
     assert_same_training_state(load(whole / 'epoch_2.pth'), load(killed / 'epoch_2.pth'))
 
 
@@ -186,14 +202,15 @@ def test_each_rank_restores_its_own_random_states(monkeypatch):
     rank0 = hooks.rng_state()
     torch.manual_seed(2)
     rank1 = hooks.rng_state()
-    for checkpoint, logged in (({'rng_states': [rank0, rank1]}, 1), ({'rng_state': rank0}, 0)):
+    for checkpoint, logged in (({'rng_states': [rank0, rank1]}, 1), ({'rng_state': rank0}, 1)):
         hook = ResumableCheckpointHook(interval=1)
         torch.manual_seed(3)
         hook.after_load_checkpoint(None, checkpoint)
         hook.before_train_iter(None, 0)
         assert torch.equal(torch.get_rng_state(), rank0['torch'])
         assert len(messages) == logged
-    assert 'random states of 2 process(es), this run has 1' in messages[0]
+    assert 'random states of 2 processes, this run has 1: those of ranks >= 1 are not used' \
+        in messages[0]
 
 
 class DiesWhileSaving:

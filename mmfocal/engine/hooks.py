@@ -94,10 +94,12 @@ class ResumableCheckpointHook(CheckpointHook):
             return
         rank, world_size = get_rank(), get_world_size()
         if len(states) != world_size:
-            print_log(f'the checkpoint holds the random states of {len(states)} process(es), '
-                      f'this run has {world_size}: ranks >= {len(states)} keep their seeded '
-                      'states, so the resumed run does not continue exactly as the '
-                      'interrupted one', logger='current', level=logging.WARNING)
+            what = (f'those of ranks >= {world_size} are not used' if len(states) > world_size
+                    else f'ranks >= {len(states)} keep their seeded states')
+            print_log(f'the checkpoint holds the random states of {len(states)} processes, '
+                      f'this run has {world_size}: {what}, so the resumed run does not '
+                      'continue exactly as the interrupted one', logger='current',
+                      level=logging.WARNING)
         self._resumed_rng_state = states[rank] if rank < len(states) else None
 
     def before_train_epoch(self, runner) -> None:

@@ -19,12 +19,16 @@ endif
 TESTS ?= tests
 WHEELS ?=
 
-.PHONY: setup test docs
+.PHONY: setup test docs lint
 setup:
 	STACK=$(STACK) bash tools/setup_env.sh $(WHEELS)
 
-test: setup
+# the development stack lints first (flake8, setup.cfg's [flake8]); the oldest stack only tests
+test: setup $(if $(filter latest,$(STACK)),lint)
 	$(PYTHON) -m pytest $(TESTS) -q
+
+lint: setup
+	$(PYTHON) -m flake8 mmfocal tools tests configs docs
 
 # The documentation (docs/en, Sphinx + MyST) as HTML in docs/_build/html; warnings are errors.
 docs: setup

@@ -1,5 +1,8 @@
 """Bad constructor arguments and bad inputs of both backbones: one of our errors, naming
 the argument, the value and what is allowed, before any computation."""
+import ast
+import pathlib
+
 import pytest
 import torch
 
@@ -140,3 +143,26 @@ def test_smallest_input_and_other_channel_counts_work(backbone):
     with torch.no_grad():
         outs = model(torch.randn(2, 1, 1, 1, dtype=torch.float64).float())
     assert [tuple(o.shape[-2:]) for o in outs] == [(1, 1)] * 4
+
+
+def constructor_calls(tree):
+    """(line, class name, positional arguments) of every call of a capitalised name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, 'id', '')
+            if name[:1].isupper():
+                yield node.lineno, name, len(node.args)
+
+
+def test_constructors_are_called_by_keyword():
+    """No constructor call in the package passes more than three positional arguments, so
+    that sibling signatures cannot be swapped silently (the blocks' are keyword-only)."""
+    assert list(constructor_calls(ast.parse('Block(a, b, c, d)\nLinear(a, b, c=1)'))) == [
+        (1, 'Block', 4), (2, 'Linear', 2)]
+    package = pathlib.Path(__file__).parents[1] / 'mmfocal'
+    crowded = [f'{path.relative_to(package)}:{line} {name}'
+               for path in sorted(package.rglob('*.py'))
+               for line, name, count in constructor_calls(ast.parse(path.read_text()))
+               if count > 3]
+    assert not crowded, crowded

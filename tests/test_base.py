@@ -100,7 +100,8 @@ def test_patch_linear_equals_the_convolution_with_gradients(stride, in_channels)
     patches: outputs and float64 gradients (input, weight, bias) are the convolution's."""
     from mmfocal.models.backbones.base import PatchEmbed
     torch.manual_seed(0)
-    embed = PatchEmbed(in_channels, 6, stride, False, stride == 4, dict(type='LN')).double()
+    embed = PatchEmbed(in_channels, 6, stride=stride, use_conv_embed=False,
+                       is_stem=stride == 4, norm_cfg=dict(type='LN')).double()
     x = torch.randn(2, in_channels, 9, 11, dtype=torch.float64, requires_grad=True)
     out = embed(x)
     params = [x, embed.proj.weight, embed.proj.bias]

@@ -27,7 +27,6 @@ for module in ('onnx', 'onnxruntime', 'mmdeploy'):
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import MODELS, init_default_scope  # noqa: E402
 
-from mmfocal.deploy import DeploymentError  # noqa: E402
 from mmfocal.deploy.compare import compare_outputs  # noqa: E402
 from mmfocal.deploy.mmdeploy_compat import mmdeploy_on_current_torch  # noqa: E402
 from mmfocal.deploy.export import load_configs  # noqa: E402
@@ -303,8 +302,8 @@ def test_backend_ap_equals_pytorch_ap(demo_detector, demo_onnx, tmp_path):
     torch_metrics, onnx_metrics = metrics_of(tmp_path / 'torch'), metrics_of(tmp_path / 'onnx')
     assert torch_metrics['coco/bbox_mAP'] > 0  # the comparison is not of two zeros
     for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50'):
-        assert abs(onnx_metrics[key] - torch_metrics[key]) <= 0.002, (key, onnx_metrics,
-                                                                       torch_metrics)
+        assert abs(onnx_metrics[key] - torch_metrics[key]) <= 0.002, \
+            (key, onnx_metrics, torch_metrics)
 
 
 CHANNELS = {'in_channels', 'out_channels', 'feat_channels', 'conv_out_channels',
@@ -413,8 +412,8 @@ def test_static_graph_evaluates_in_its_batch(demo_detector, demo_onnx, tmp_path)
          '--work-dir', str(tmp_path / 'b4'), '--batch-size', '4', '--cfg-options', *options])
     batch_1, batch_4 = metrics_of(tmp_path / 'b1'), metrics_of(tmp_path / 'b4')
     coco = sorted(key for key in batch_1 if key.startswith('coco/'))
-    assert [batch_1[key] for key in coco] == pytest.approx([batch_4[key] for key in coco],
-                                                          abs=2e-3), (batch_1, batch_4)
+    assert [batch_1[key] for key in coco] == pytest.approx(
+        [batch_4[key] for key in coco], abs=2e-3), (batch_1, batch_4)
     result = subprocess.run(
         [PYTHON, 'tools/deployment/test.py', deploy_cfg % 'static', config, static.onnx_file,
          '--work-dir', str(tmp_path / 'b2'), '--batch-size', '2', '--cfg-options', *options],

@@ -21,7 +21,7 @@ cd "$root"
 
 stack=${STACK:-latest}
 case "$stack" in
-  latest) constraints=requirements/constraints.txt extras=det,seg,tests,docs,deploy ;;
+  latest) constraints=requirements/constraints.txt extras=det,seg,tests,docs,deploy,lint ;;
   oldest) constraints=requirements/constraints-oldest.txt extras=det,seg,tests ;;
   *) echo "setup: STACK must be latest or oldest, got '$stack'" >&2; exit 2 ;;
 esac

@@ -83,8 +83,8 @@ def _sync_bn_to_bn(node) -> bool:
 
 
 def enable_amp(cfg: Config) -> None:
-    if cfg.optim_wrapper.get('type', 'OptimWrapper') in ('AmpOptimWrapper',
-                                                        'MixedPrecisionOptimWrapper'):
+    if cfg.optim_wrapper.get('type', 'OptimWrapper') in (
+            'AmpOptimWrapper', 'MixedPrecisionOptimWrapper'):
         return
     if cfg.optim_wrapper.get('type', 'OptimWrapper') != 'OptimWrapper':
         raise ValueError('--amp needs optim_wrapper.type OptimWrapper or AmpOptimWrapper, '

@@ -8,7 +8,8 @@ _base_ = [
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
 # The deeper FocalNets' ImageNet-1K weights were never published (docs/en/checkpoints.md,
-# "Where the weights live"): put your own checkpoint there (the LRF variant loads the SRF weights and adds a level).
+# "Where the weights live"): put your own checkpoint there (the LRF variant loads the SRF
+# weights and adds a level).
 pretrained = 'checkpoints/focalnet_tiny_deeper_srf.pth'
 model = dict(
     backbone=dict(

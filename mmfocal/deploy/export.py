@@ -215,7 +215,8 @@ def check_image(task, model, backend: ORTWrapper, image: str, deploy_cfg: Config
         got = as_tensors(backend({input_name: inputs}))
     expected, features = reference_outputs(model, data, inputs, deploy_cfg, atol, rtol)
     comparisons = compare_outputs(got, as_tensors(expected), thresholds, atol, rtol)
-    return [ImageCheck(image, tuple(inputs.shape), c, features) for c in comparisons]
+    return [ImageCheck(image=image, input_shape=tuple(inputs.shape), comparison=c,
+                       features=features) for c in comparisons]
 
 
 def custom_ops(onnx_file: str) -> List[str]:

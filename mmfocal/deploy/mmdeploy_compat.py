@@ -16,8 +16,9 @@ number) and says which versions need it:
 
 Installation needs two more steps, described in docs/en/deployment.md: mmdeploy 1.3.1 is
 installed with ``--no-deps`` (its wheel requires ``protobuf<=3.20.2``, which makes pip
-resolve onnx and onnxruntime to old releases; it runs with current ones), and ``aenum``, which mmdeploy imports whenever it reads a deploy
-config but does not declare among its runtime requirements, is installed beside it.
+resolve onnx and onnxruntime to old releases; it runs with current ones), and ``aenum``,
+which mmdeploy imports whenever it reads a deploy config but does not declare among its
+runtime requirements, is installed beside it.
 """
 import contextlib
 import functools

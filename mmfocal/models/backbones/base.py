@@ -54,7 +54,7 @@ class ComputePath:
 #: one). Assign an entry before a step to take another path, as
 #: ``tools/analysis/benchmark.py --paths`` does.
 COMPUTE_PATHS = {'cpu': ComputePath(recompute=True, channels_last_convs=True,
-                                     chunk_bytes=2**22),
+                                    chunk_bytes=2**22),
                  'cuda': ComputePath(recompute=True, channels_last_convs=False)}
 
 
@@ -131,7 +131,7 @@ class PatchEmbed(nn.Module):
     ``use_conv_embed`` the convolution overlaps: 7x7 padding 2 (stem) or 3x3 padding 1.
     """
 
-    def __init__(self, in_channels: int, embed_dims: int, stride: int,
+    def __init__(self, in_channels: int, embed_dims: int, *, stride: int,
                  use_conv_embed: bool, is_stem: bool, norm_cfg: dict):
         super().__init__()
         self.stride = stride
@@ -139,7 +139,7 @@ class PatchEmbed(nn.Module):
         kernel, padding = stride, 0
         if use_conv_embed:
             kernel, padding = (7, 2) if is_stem else (3, 1)
-        self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride, padding)
+        self.proj = nn.Conv2d(in_channels, embed_dims, kernel, stride=stride, padding=padding)
         self.norm = build_norm_layer(norm_cfg, embed_dims)[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -221,7 +221,7 @@ class Mlp(nn.Module):
     tracer (:func:`mmfocal.compat.is_tracing`), as :class:`GeluMlp` where the device's
     :class:`ComputePath` recomputes."""
 
-    def __init__(self, dims: int, hidden_dims: int, drop: float = 0.):
+    def __init__(self, dims: int, hidden_dims: int, *, drop: float = 0.):
         super().__init__()
         self.fc1 = nn.Linear(dims, hidden_dims)
         self.act = nn.GELU()
@@ -240,7 +240,7 @@ class Mlp(nn.Module):
 class Stage(nn.Module):
     """``blocks`` on (B, H, W, C), then the optional ``downsample`` (a :class:`PatchEmbed`)."""
 
-    def __init__(self, blocks: List[nn.Module], downsample: Union[nn.Module, None],
+    def __init__(self, blocks: List[nn.Module], downsample: Union[nn.Module, None], *,
                  with_cp: bool):
         super().__init__()
         self.with_cp = with_cp
@@ -265,7 +265,7 @@ class StagedBackbone(BaseModule):
     Subclasses build ``patch_embed`` and ``layers`` and then call :meth:`_finish_init`.
     """
 
-    def __init__(self, out_indices: Sequence[int], frozen_stages: int, drop_rate: float,
+    def __init__(self, *, out_indices: Sequence[int], frozen_stages: int, drop_rate: float,
                  drop_path_rate: float, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if not isinstance(out_indices, (list, tuple)) or not out_indices or len(

@@ -151,8 +151,10 @@ def window_layout(height: Size, width: Size, window: int, expand: int, focal_win
     token_index = ((ty // window) * n_w + tx // window) * window**2 + \
         (ty % window) * window + tx % window
     return KeyLayout(
-        index[:, :window**2].flatten().to(device), index.flatten().to(device),
-        key_mask.to(device), token_index.flatten().to(device), num_windows, with_neighbours)
+        query_index=index[:, :window**2].flatten().to(device),
+        key_index=index.flatten().to(device), key_mask=key_mask.to(device),
+        token_index=token_index.flatten().to(device), num_windows=num_windows,
+        with_neighbours=with_neighbours)
 
 
 # the layouts of the sizes seen, for eager calls (traced code computes them in its graph:
@@ -264,8 +266,8 @@ class FocalAttention(nn.Module):
     ``relative_position_bias_table_to_windows.{k}`` (nH, (w + s_r - 1)^2) per pooled level.
     """
 
-    def __init__(self, dims: int, num_heads: int, window_size: int, expand_size: int,
-                 focal_window: int, pooled_levels: int, qkv_bias: bool, qk_scale,
+    def __init__(self, dims: int, *, num_heads: int, window_size: int, expand_size: int,
+                 pooled_levels: int, focal_window: int, qkv_bias: bool, qk_scale,
                  attn_drop: float, proj_drop: float):
         super().__init__()
         self.num_heads = num_heads
@@ -370,7 +372,7 @@ class FocalTransformerBlock(nn.Module):
     depthwise Conv2d(C, C, s_w, stride s_w) ('conv'); 'mean' and 'max' have no parameters.
     """
 
-    def __init__(self, dims: int, num_heads: int, window_size: int, expand_size: int,
+    def __init__(self, dims: int, *, num_heads: int, window_size: int, expand_size: int,
                  focal_levels: int, focal_window: int, pool_method: str, mlp_ratio: float,
                  qkv_bias: bool, qk_scale, drop: float, attn_drop: float, drop_path: float,
                  use_layerscale: bool, layerscale_value: float, wrap_neighbors: bool,
@@ -383,8 +385,10 @@ class FocalTransformerBlock(nn.Module):
         self.pool_method = pool_method
         self.wrap_neighbors = wrap_neighbors
         self.norm1 = build_norm_layer(norm_cfg, dims)[1]
-        self.attn = FocalAttention(dims, num_heads, window_size, expand_size, focal_window,
-                                   self.pooled_levels, qkv_bias, qk_scale, attn_drop, drop)
+        self.attn = FocalAttention(
+            dims, num_heads=num_heads, window_size=window_size, expand_size=expand_size,
+            pooled_levels=self.pooled_levels, focal_window=focal_window, qkv_bias=qkv_bias,
+            qk_scale=qk_scale, attn_drop=attn_drop, proj_drop=drop)
         self.pool_layers = nn.ModuleList()
         for k in range(self.pooled_levels if pool_method in ('fc', 'conv') else 0):
             cell = window_size * 2**k
@@ -393,7 +397,7 @@ class FocalTransformerBlock(nn.Module):
                 nn.Conv2d(dims, dims, cell, stride=cell, groups=dims))
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = build_norm_layer(norm_cfg, dims)[1]
-        self.mlp = Mlp(dims, int(dims * mlp_ratio), drop)
+        self.mlp = Mlp(dims, int(dims * mlp_ratio), drop=drop)
         self.gamma_1 = self.gamma_2 = None
         if use_layerscale:
             self.gamma_1 = nn.Parameter(layerscale_value * torch.ones(dims))
@@ -434,7 +438,7 @@ class FocalTransformerBlock(nn.Module):
 # ----------------------------------------------------------------------------- backbone
 
 
-def _check_args(pretrain_img_size, patch_size, in_channels, embed_dims, num_heads,
+def _check_args(*, pretrain_img_size, patch_size, in_channels, embed_dims, num_heads,
                 window_size, expand_sizes, focal_windows, pool_method, mlp_ratio, qk_scale,
                 attn_drop_rate, layerscale_value, norm_cfg, **flags) -> None:
     sizes = (pretrain_img_size, ) * 2 if not isinstance(pretrain_img_size, (list, tuple)) \
@@ -548,32 +552,41 @@ class FocalTransformer(StagedBackbone):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg=None):
-        super().__init__(out_indices, frozen_stages, drop_rate, drop_path_rate, init_cfg)
+        super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
+                         drop_rate=drop_rate, drop_path_rate=drop_path_rate, init_cfg=init_cfg)
         depths = as_stage_list(depths, 'depths')
         num_heads = as_stage_list(num_heads, 'num_heads')
         focal_windows = as_stage_list(focal_windows, 'focal_windows')
         focal_levels = as_stage_list(focal_levels, 'focal_levels')
         expand_sizes = as_stage_list(expand_size, 'expand_size', minimum=0)
-        _check_args(pretrain_img_size, patch_size, in_channels, embed_dims, num_heads,
-                    window_size, expand_sizes, focal_windows, pool_method, mlp_ratio, qk_scale,
-                    attn_drop_rate, layerscale_value, norm_cfg, qkv_bias=qkv_bias,
+        _check_args(pretrain_img_size=pretrain_img_size, patch_size=patch_size,
+                    in_channels=in_channels, embed_dims=embed_dims, num_heads=num_heads,
+                    window_size=window_size, expand_sizes=expand_sizes,
+                    focal_windows=focal_windows, pool_method=pool_method,
+                    mlp_ratio=mlp_ratio, qk_scale=qk_scale, attn_drop_rate=attn_drop_rate,
+                    layerscale_value=layerscale_value, norm_cfg=norm_cfg, qkv_bias=qkv_bias,
                     use_conv_embed=use_conv_embed, use_layerscale=use_layerscale,
                     wrap_neighbors=wrap_neighbors, with_cp=with_cp)
         self.pretrain_img_size = pretrain_img_size
         dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
-        self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size, use_conv_embed,
-                                      True, norm_cfg)
+        self.patch_embed = PatchEmbed(in_channels, embed_dims, stride=patch_size,
+                                      use_conv_embed=use_conv_embed, is_stem=True,
+                                      norm_cfg=norm_cfg)
         drop_paths = self.drop_path_rates(depths, drop_path_rate)
         self.layers = nn.ModuleList()
         for i in range(NUM_STAGES):
             blocks = [FocalTransformerBlock(
-                dims[i], num_heads[i], window_size, expand_sizes[i], focal_levels[i],
-                focal_windows[i], pool_method, mlp_ratio, qkv_bias, qk_scale, drop_rate,
-                attn_drop_rate, rate, use_layerscale, layerscale_value, wrap_neighbors,
-                norm_cfg) for rate in drop_paths[i]]
-            downsample = PatchEmbed(dims[i], dims[i + 1], 2, use_conv_embed, False,
-                                    norm_cfg) if i < NUM_STAGES - 1 else None
-            self.layers.append(Stage(blocks, downsample, with_cp))
+                dims[i], num_heads=num_heads[i], window_size=window_size,
+                expand_size=expand_sizes[i], focal_levels=focal_levels[i],
+                focal_window=focal_windows[i], pool_method=pool_method, mlp_ratio=mlp_ratio,
+                qkv_bias=qkv_bias, qk_scale=qk_scale, drop=drop_rate, attn_drop=attn_drop_rate,
+                drop_path=rate, use_layerscale=use_layerscale,
+                layerscale_value=layerscale_value, wrap_neighbors=wrap_neighbors,
+                norm_cfg=norm_cfg) for rate in drop_paths[i]]
+            downsample = PatchEmbed(
+                dims[i], dims[i + 1], stride=2, use_conv_embed=use_conv_embed, is_stem=False,
+                norm_cfg=norm_cfg) if i < NUM_STAGES - 1 else None
+            self.layers.append(Stage(blocks, downsample, with_cp=with_cp))
         self._init_default()
         self._finish_init(dims, norm_cfg)
 

@@ -226,9 +226,9 @@ class FocalModulation(nn.Module):
     :class:`FocalContext` where the device's :class:`~.base.ComputePath` recomputes.
     """
 
-    def __init__(self, dims: int, focal_level: int, focal_window: int, proj_drop: float = 0.,
-                 use_postln_in_modulation: bool = False, normalize_modulator: bool = False,
-                 focal_factor: int = 2):
+    def __init__(self, dims: int, *, focal_level: int, focal_window: int,
+                 proj_drop: float = 0., use_postln_in_modulation: bool = False,
+                 normalize_modulator: bool = False, focal_factor: int = 2):
         super().__init__()
         self.focal_level = focal_level
         self.normalize_modulator = normalize_modulator
@@ -281,18 +281,20 @@ class FocalNetBlock(nn.Module):
     ``gamma_1``/``gamma_2`` are layer-scale parameters when ``use_layerscale``.
     """
 
-    def __init__(self, dims: int, focal_level: int, focal_window: int, mlp_ratio: float,
+    def __init__(self, dims: int, *, focal_level: int, focal_window: int, mlp_ratio: float,
                  drop: float, drop_path: float, use_postln: bool,
                  use_postln_in_modulation: bool, normalize_modulator: bool,
                  use_layerscale: bool, layerscale_value: float, norm_cfg: dict):
         super().__init__()
         self.use_postln = use_postln
         self.norm1 = build_norm_layer(norm_cfg, dims)[1]
-        self.modulation = FocalModulation(dims, focal_level, focal_window, drop,
-                                          use_postln_in_modulation, normalize_modulator)
+        self.modulation = FocalModulation(
+            dims, focal_level=focal_level, focal_window=focal_window, proj_drop=drop,
+            use_postln_in_modulation=use_postln_in_modulation,
+            normalize_modulator=normalize_modulator)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.norm2 = build_norm_layer(norm_cfg, dims)[1]
-        self.mlp = Mlp(dims, int(dims * mlp_ratio), drop)
+        self.mlp = Mlp(dims, int(dims * mlp_ratio), drop=drop)
         self.gamma_1 = self.gamma_2 = None
         if use_layerscale:
             self.gamma_1 = nn.Parameter(layerscale_value * torch.ones(dims))
@@ -307,7 +309,7 @@ class FocalNetBlock(nn.Module):
         return self._residual(x, self.mlp, self.norm2, self.gamma_2)
 
 
-def _check_args(patch_size, in_channels, embed_dims, mlp_ratio, focal_windows,
+def _check_args(*, patch_size, in_channels, embed_dims, mlp_ratio, focal_windows,
                 layerscale_value, norm_cfg, **flags) -> None:
     check_positive_int(patch_size=patch_size, in_channels=in_channels, embed_dims=embed_dims)
     check_positive_number(mlp_ratio=mlp_ratio, layerscale_value=layerscale_value)
@@ -374,28 +376,36 @@ class FocalNet(StagedBackbone):
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg=None):
-        super().__init__(out_indices, frozen_stages, drop_rate, drop_path_rate, init_cfg)
+        super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
+                         drop_rate=drop_rate, drop_path_rate=drop_path_rate, init_cfg=init_cfg)
         depths = as_stage_list(depths, 'depths')
         focal_levels = as_stage_list(focal_levels, 'focal_levels')
         focal_windows = as_stage_list(focal_windows, 'focal_windows')
-        _check_args(patch_size, in_channels, embed_dims, mlp_ratio, focal_windows,
-                    layerscale_value, norm_cfg, use_conv_embed=use_conv_embed,
+        _check_args(patch_size=patch_size, in_channels=in_channels, embed_dims=embed_dims,
+                    mlp_ratio=mlp_ratio, focal_windows=focal_windows,
+                    layerscale_value=layerscale_value, norm_cfg=norm_cfg,
+                    use_conv_embed=use_conv_embed,
                     use_postln=use_postln, use_postln_in_modulation=use_postln_in_modulation,
                     use_layerscale=use_layerscale, normalize_modulator=normalize_modulator,
                     with_cp=with_cp)
         dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
-        self.patch_embed = PatchEmbed(in_channels, embed_dims, patch_size, use_conv_embed,
-                                      True, norm_cfg)
+        self.patch_embed = PatchEmbed(in_channels, embed_dims, stride=patch_size,
+                                      use_conv_embed=use_conv_embed, is_stem=True,
+                                      norm_cfg=norm_cfg)
         drop_paths = self.drop_path_rates(depths, drop_path_rate)
         self.layers = nn.ModuleList()
         for i in range(NUM_STAGES):
             blocks = [FocalNetBlock(
-                dims[i], focal_levels[i], focal_windows[i], mlp_ratio, drop_rate, rate,
-                use_postln, use_postln_in_modulation, normalize_modulator, use_layerscale,
-                layerscale_value, norm_cfg) for rate in drop_paths[i]]
-            downsample = PatchEmbed(dims[i], dims[i + 1], 2, use_conv_embed, False,
-                                    norm_cfg) if i < NUM_STAGES - 1 else None
-            self.layers.append(Stage(blocks, downsample, with_cp))
+                dims[i], focal_level=focal_levels[i], focal_window=focal_windows[i],
+                mlp_ratio=mlp_ratio, drop=drop_rate, drop_path=rate, use_postln=use_postln,
+                use_postln_in_modulation=use_postln_in_modulation,
+                normalize_modulator=normalize_modulator, use_layerscale=use_layerscale,
+                layerscale_value=layerscale_value, norm_cfg=norm_cfg)
+                for rate in drop_paths[i]]
+            downsample = PatchEmbed(
+                dims[i], dims[i + 1], stride=2, use_conv_embed=use_conv_embed, is_stem=False,
+                norm_cfg=norm_cfg) if i < NUM_STAGES - 1 else None
+            self.layers.append(Stage(blocks, downsample, with_cp=with_cp))
         self.apply(self._init_default)
         self._finish_init(dims, norm_cfg)
 

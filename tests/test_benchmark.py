@@ -168,3 +168,30 @@ def test_verdict_claims_a_difference_only_where_every_round_agrees():
     assert benchmark.verdict([0.97, 0.99]) == 'slower in every round'
     assert benchmark.verdict([0.98, 1.04]) == 'within the spread'
     assert benchmark.verdict([1.2]) == 'one round: no spread to judge by'
+
+
+def test_growth_exponent_is_the_slope_in_log_log():
+    """Time per image c * pixels**a gives a, whatever c; noise-free points of two sizes
+    and of four give the same slope."""
+    assert benchmark.growth_exponent([(1e4, 2e-3), (4e4, 8e-3)]) == pytest.approx(1.0)
+    points = [(p, 0.5 * p ** 1.25) for p in (5e4, 4e5, 1e6, 1.05e6)]
+    assert benchmark.growth_exponent(points) == pytest.approx(1.25)
+    assert benchmark.parse_size('800x1344:1') == (800, 1344)
+    assert benchmark.size_batch('224:8', 2) == 8 and benchmark.size_batch('224', 2) == 2
+
+
+def test_sizes_with_their_batches_give_exponents_and_a_plot(tmp_path):
+    """Two sizes, each with its batch: a table per size with that batch, the growth
+    exponent of every row with its difference from Swin-T's, and the plot."""
+    plot = tmp_path / 'growth.png'
+    done = run_benchmark('--models', 'FocalNet-T', 'Swin-T', '--mode', 'infer',
+                         '--sizes', '32x48:2', '64x96:1', '--plot', str(plot))
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert 'input 2x3x32x48, fp32' in out and 'input 1x3x64x96, fp32' in out
+    growth = re.search(r'FocalNet-T\s+(-?[\d.]+) \(([+-][\d.]+) vs Swin-T\)', out)
+    swin = re.search(r'^  Swin-T\s+(-?[\d.]+)$', out, re.M)
+    assert growth and swin, out
+    assert float(growth.group(2)) == pytest.approx(
+        float(growth.group(1)) - float(swin.group(1)), abs=0.011)
+    assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

@@ -51,6 +51,7 @@ import argparse
 import contextlib
 import inspect
 import json
+import math
 import os
 import os.path as osp
 import statistics
@@ -341,8 +342,64 @@ def check_reference(name, size, device) -> float:
 
 
 def parse_size(text: str):
-    h, _, w = text.partition('x')
+    """'HxW' or 'S', with an optional ':B' (the batch at that size) -> (H, W)."""
+    h, _, w = text.partition(':')[0].partition('x')
     return int(h), int(w or h)
+
+
+def size_batch(text: str, default: int) -> int:
+    """The batch of a --sizes entry: its ':B', else ``default`` (--batch)."""
+    _, _, batch = text.partition(':')
+    return int(batch) if batch else default
+
+
+def growth_exponent(points: list) -> float:
+    """The least-squares slope of log(step time per image) in log(pixels per image) over
+    ``points`` [(pixels, seconds per image)]: how the cost grows with the input."""
+    xs = [math.log(p) for p, _ in points]
+    ys = [math.log(s) for _, s in points]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / \
+        sum((x - mx) ** 2 for x in xs)
+
+
+def report_growth(series: dict) -> None:
+    """Per row, the growth exponent of its step time per image in the pixels, and its
+    difference from Swin-T's; ``series`` {row label: [(pixels, batch, result)]}."""
+    exponents = {label: growth_exponent([(p, r['seconds'] / b) for p, b, r in points])
+                 for label, points in series.items() if len(points) > 1}
+    if not exponents:
+        return
+    print('growth of the step time per image with the pixels (least-squares exponent):')
+    base = exponents.get(BASELINE)
+    for label, exponent in exponents.items():
+        versus = f' ({exponent - base:+.2f} vs Swin-T)' if base is not None and \
+            label != BASELINE else ''
+        print(f'  {label:32s} {exponent:.2f}{versus}')
+
+
+def plot_growth(series: dict, path: str) -> None:
+    """Step time per image and peak memory against the pixels, one line per row
+    (log-log), as a picture at ``path``."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, points in series.items():
+        pixels = [p for p, _, _ in points]
+        time_axis.plot(pixels, [r['seconds'] / b * 1e3 for _, b, r in points], 'o-',
+                       label=label)
+        if all(r['peak'] is not None for _, _, r in points):
+            memory_axis.plot(pixels, [r['peak'] / 2**20 for _, _, r in points], 'o-',
+                             label=label)
+    for axis, title in ((time_axis, 'step time per image (ms)'),
+                        (memory_axis, 'peak memory of a step (MiB)')):
+        axis.set(xscale='log', yscale='log', xlabel='pixels per image', title=title)
+        axis.grid(True, which='both', alpha=0.3)
+    time_axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f'plot: {path}')
 
 
 def run_worker(args, row: Row, text, precisions, source: Optional[str] = None):
@@ -351,8 +408,8 @@ def run_worker(args, row: Row, text, precisions, source: Optional[str] = None):
     row has a ref."""
     name, path, runtime = row.model, row.path, row.runtime
     cmd = [sys.executable, __file__, '--worker', name, '--sizes', text, '--batch',
-           str(args.batch), '--mode', args.mode, '--steps', str(args.steps), '--warmup',
-           str(args.warmup), '--device', args.device, '--threads',
+           str(size_batch(text, args.batch)), '--mode', args.mode, '--steps',
+           str(args.steps), '--warmup', str(args.warmup), '--device', args.device, '--threads',
            str(torch.get_num_threads()), '--precisions', *precisions, '--runtimes', runtime]
     cmd += ['--paths', path] if path else []
     cmd += ['--cudnn-benchmark'] if args.cudnn_benchmark else []
@@ -507,8 +564,11 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--mode', choices=('train', 'infer'), default='train')
     parser.add_argument('--sizes', nargs='+', default=['512x768'],
-                        help='HxW or S (square), e.g. 224 512x768')
-    parser.add_argument('--batch', type=int, default=2)
+                        help='HxW or S (square), each with an optional :BATCH, e.g. 224:8 '
+                        '512x768; with several, the growth exponents')
+    parser.add_argument('--batch', type=int, default=2, help='batch of sizes without one')
+    parser.add_argument('--plot', metavar='PNG',
+                        help='draw time and memory against the pixels (several --sizes)')
     parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu')
     parser.add_argument('--amp', action='store_true',
                         help='autocast: --precisions fp16 on cuda, bf16 on cpu')
@@ -561,22 +621,33 @@ def main():
     rows = with_runtimes(table_rows(args.models, args.paths, args.mode), args.runtimes,
                          args.against)
     failed = False
+    series = {}  # precision -> {row label: [(pixels, batch, result)]}
     with checkout(args.against) as source:
         if args.against:
             print(f'against {args.against} ({git_commit(args.against)}), extracted to '
                   f'{source}')
         for text in args.sizes:
-            size = parse_size(text)
-            print(f'input {args.batch}x3x{size[0]}x{size[1]}')
+            size, batch = parse_size(text), size_batch(text, args.batch)
+            print(f'input {batch}x3x{size[0]}x{size[1]}')
             for name in REFERENCES:
                 if name in args.models:
                     print(f'  {name}: max |output - {REFERENCES[name]}\'s| = '
                           f'{check_reference(name, size, args.device):.1e}')
             for precision, rounds in measure_size(args, text, rows,
                                                   {args.against: source}).items():
-                print(f'input {args.batch}x3x{size[0]}x{size[1]}, {precision}')
-                report(rounds, args.batch, rows)
+                print(f'input {batch}x3x{size[0]}x{size[1]}, {precision}')
+                report(rounds, batch, rows)
                 failed |= any(all(r is None for r in rs) for rs in rounds.values())
+                for label, rs in rounds.items():
+                    if median_result(rs):
+                        series.setdefault(precision, {}).setdefault(label, []).append(
+                            (size[0] * size[1], batch, median_result(rs)))
+    for precision, rows_series in series.items():
+        if len(args.sizes) > 1:
+            print(f'{precision}: ', end='')
+            report_growth(rows_series)
+    if args.plot and series:
+        plot_growth(next(iter(series.values())), args.plot)
     sys.exit(1 if failed else 0)
 
 

@@ -386,6 +386,7 @@ def plot_growth(series: dict, path: str) -> None:
     import matplotlib.pyplot as plt
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(11, 4.2))
     for label, points in series.items():
+        points = sorted(points, key=lambda point: point[0])
         pixels = [p for p, _, _ in points]
         time_axis.plot(pixels, [r['seconds'] / b * 1e3 for _, b, r in points], 'o-',
                        label=label)

@@ -73,9 +73,11 @@ def test_rows_per_compute_path_that_changes_the_model():
 
 
 def test_set_path_sets_the_devices_compute_path(monkeypatch):
+    """The functions and the layout change; the device's other fields stay."""
     monkeypatch.setitem(benchmark.base.COMPUTE_PATHS, 'cuda', benchmark.base.COMPUTE_PATHS['cuda'])
     benchmark.set_path('cuda', 'autograd/nhwc')
-    assert benchmark.base.COMPUTE_PATHS['cuda'] == benchmark.base.ComputePath(False, True)
+    assert benchmark.base.COMPUTE_PATHS['cuda'] == benchmark.base.ComputePath(
+        recompute=False, channels_last_convs=True, chunk_bytes=None, matmul_weight_grad=False)
 
 
 def test_one_table_per_precision_with_a_row_per_path():
@@ -108,7 +110,8 @@ def test_worker_measures_every_precision_in_one_process(monkeypatch):
                               source=None)
     results = benchmark.worker(args)
     assert len(results) == 2 and all(r['seconds'] > 0 for r in results)
-    assert benchmark.base.COMPUTE_PATHS['cpu'] == benchmark.base.ComputePath(False, False)
+    assert benchmark.base.COMPUTE_PATHS['cpu'] == benchmark.base.ComputePath(
+        recompute=False, channels_last_convs=False, chunk_bytes=2**22)  # the rest kept
 
 
 def test_onnxruntime_rows_beside_eager():

@@ -1,4 +1,6 @@
 """FocalNet backbone: shapes, options, and the function it computes against a reference."""
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -324,6 +326,25 @@ def test_focal_context_gradcheck(backward, monkeypatch):
         return FocalContext.apply(ctx, gates, *weights)
 
     assert torch.autograd.gradcheck(focal_context, (projection, *weights))
+
+
+@pytest.mark.parametrize('matmul', [True, False])
+def test_weight_gradient_formulation_follows_the_compute_path(matmul, monkeypatch):
+    """depthwise_conv_backward takes the formulation ComputePath.matmul_weight_grad names
+    on the device (the CPU's default: matrix products), with the same gradients."""
+    calls = []
+    for name in ('aten_conv_backward', 'matmul_conv_backward'):
+        monkeypatch.setattr(focalnet, name, lambda *args, f=getattr(focalnet, name), n=name:
+                            calls.append(n) or f(*args))
+    monkeypatch.setitem(COMPUTE_PATHS, 'cpu', dataclasses.replace(
+        COMPUTE_PATHS['cpu'], matmul_weight_grad=matmul))
+    x, grad = torch.randn(2, 4, 6, 5, dtype=torch.float64), torch.randn(2, 4, 6, 5,
+                                                                        dtype=torch.float64)
+    weight = torch.randn(4, 1, 3, 3, dtype=torch.float64)
+    got = focalnet.depthwise_conv_backward(x, grad, weight)
+    assert calls == ['matmul_conv_backward' if matmul else 'aten_conv_backward']
+    for a, b in zip(got, aten_conv_backward(x, grad, weight)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize('path', PATHS, ids=str)

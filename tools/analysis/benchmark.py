@@ -49,6 +49,7 @@ to each other); a difference is called one only when every round agrees on its s
 """
 import argparse
 import contextlib
+import dataclasses
 import inspect
 import json
 import math
@@ -211,8 +212,10 @@ def set_path(device: str, path: str) -> None:
     if not hasattr(base, 'COMPUTE_PATHS'):
         raise RuntimeError(f'--paths {path}: the mmfocal of {osp.dirname(mmfocal.__file__)} '
                            'has no compute paths')
-    base.COMPUTE_PATHS[device] = base.ComputePath(recompute=functions == 'recompute',
-                                                  channels_last_convs=layout == 'nhwc')
+    # the device's other fields (chunk size, weight gradient) as they are
+    base.COMPUTE_PATHS[device] = dataclasses.replace(
+        base.compute_path(torch.device(device)), recompute=functions == 'recompute',
+        channels_last_convs=layout == 'nhwc')
 
 
 def path_parts(name: str, mode: str) -> list:

@@ -44,10 +44,14 @@ class ComputePath:
             for chunks of tokens or windows of about this many bytes, which an allocator
             without a cache of its own reuses while they are in cache, instead of a fresh
             mapping per call; None: for the whole map at once (one kernel each).
+        matmul_weight_grad (bool): ``FocalContext`` takes the focal kernels' weight
+            gradients from batched matrix products (``depthwise_weight_grad``); else from
+            PyTorch's convolution backward.
     """
     recompute: bool = True
     channels_last_convs: bool = True
     chunk_bytes: Optional[int] = None
+    matmul_weight_grad: bool = True
 
 
 #: The :class:`ComputePath` of each device type (the 'cuda' entry for device types without
@@ -55,12 +59,23 @@ class ComputePath:
 #: ``tools/analysis/benchmark.py --paths`` does.
 COMPUTE_PATHS = {'cpu': ComputePath(recompute=True, channels_last_convs=True,
                                     chunk_bytes=2**22),
-                 'cuda': ComputePath(recompute=True, channels_last_convs=False)}
+                 'cuda': ComputePath(recompute=True, channels_last_convs=False,
+                                     matmul_weight_grad=False)}
 
 
 def compute_path(device: torch.device) -> ComputePath:
     """The :class:`ComputePath` of ``device``'s type."""
     return COMPUTE_PATHS.get(device.type, COMPUTE_PATHS['cuda'])
+
+
+def recomputes(x: torch.Tensor, dropout: float = 0., handles_autocast: bool = True) -> bool:
+    """Whether a recomputing autograd Function computes a layer on x: with gradients,
+    without a tracer (:func:`mmfocal.compat.is_tracing`) or active dropout, where x's
+    device's :class:`ComputePath` recomputes; for a Function that does not choose its own
+    dtype (``handles_autocast`` False), also without autocast."""
+    return torch.is_grad_enabled() and not is_tracing() and not dropout and \
+        (handles_autocast or not autocast_enabled(x.device.type)) and \
+        compute_path(x.device).recompute
 
 
 def is_int(value) -> bool:
@@ -229,9 +244,8 @@ class Mlp(nn.Module):
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.is_grad_enabled() and not (self.training and self.drop.p) and \
-                not autocast_enabled(x.device.type) and not is_tracing() and \
-                compute_path(x.device).recompute:
+        if recomputes(x, dropout=self.drop.p if self.training else 0.,
+                      handles_autocast=False):
             return GeluMlp.apply(x, self.fc1.weight, self.fc1.bias, self.fc2.weight,
                                  self.fc2.bias)
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))

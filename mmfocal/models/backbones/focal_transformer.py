@@ -32,7 +32,7 @@ from ...compat import feature_size, is_tracing
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number,
-                   compute_path, is_int, known_zero, padding)
+                   compute_path, is_int, known_zero, padding, recomputes)
 
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
@@ -345,7 +345,7 @@ class FocalAttention(nn.Module):
         elif not torch.is_grad_enabled():
             out = GatheredAttention.attend(q, qkv[1:], layout.key_index, bias, key_mask,
                                            self.scale)
-        elif not attn_drop and compute_path(x.device).recompute:
+        elif recomputes(x, dropout=attn_drop):
             out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, bias,
                                           key_mask, self.scale)
         else:

@@ -18,7 +18,7 @@ from ...compat import is_tracing, static_int
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number,
-                   compute_path)
+                   compute_path, recomputes)
 
 
 def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -104,12 +104,13 @@ def aten_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor
 
 def depthwise_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
     """Gradients (input, weight) of ``depthwise_conv(x, weight)`` for the output gradient
-    grad, x and grad (B, C, H, W), weight (C, 1, k, k): on the CPU by
-    :func:`matmul_conv_backward` (oneDNN's depthwise weight gradient is several times
-    slower on some CPUs; where it is faster a whole step gains a few percent, and a choice
-    timed at run time would make runs differ at float rounding, which resumed training
-    must not), elsewhere by PyTorch's convolution backward."""
-    if x.device.type == 'cpu':
+    grad, x and grad (B, C, H, W), weight (C, 1, k, k): by :func:`matmul_conv_backward`
+    where the device's :attr:`~.base.ComputePath.matmul_weight_grad` says so (the CPU:
+    oneDNN's depthwise weight gradient is several times slower on some CPUs; where it is
+    faster a whole step gains a few percent, and a choice timed at run time would make runs
+    differ at float rounding, which resumed training must not), else by PyTorch's
+    convolution backward."""
+    if compute_path(x.device).matmul_weight_grad:
         return matmul_conv_backward(x, grad, weight)
     return aten_conv_backward(x, grad, weight)
 
@@ -255,7 +256,7 @@ class FocalModulation(nn.Module):
         if not torch.is_grad_enabled() or is_tracing():
             # the same forward in plain ops, which every tracer sees (FLOPs, ONNX, compile)
             ctx_all = aggregate_context(ctx, gates, weights)
-        elif compute_path(x.device).recompute:
+        elif recomputes(x):  # FocalContext computes in the context's dtype
             ctx_all = FocalContext.apply(ctx, gates, *weights)
         else:  # plain autograd
             ctx_all = aggregate_context(ctx, gates, [parameter_strided(w) for w in weights])

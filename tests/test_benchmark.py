@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import ROOT
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 import benchmark  # noqa: E402
 MODELS = ('FocalNet-T', 'FocalNet-T channels-first', 'FocalTransformer-T',

@@ -14,7 +14,7 @@ import torch
 from mmfocal import compat
 from mmfocal.models.checkpoint import CheckpointError, read_checkpoint
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import ROOT
 STACKS = {'latest': osp.join(ROOT, '.venv', 'bin', 'python'),
           'oldest': osp.join(ROOT, '.venv-oldest', 'bin', 'python')}
 

@@ -23,8 +23,7 @@ from mmengine.logging import MMLogger
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PYTHON = sys.executable
+from _helpers import PYTHON, ROOT
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 from get_flops import data_samples_for  # noqa: E402
 

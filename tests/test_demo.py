@@ -13,7 +13,7 @@ import torch
 
 from mmfocal import visualization
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import ROOT
 sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 import make_demo_data  # noqa: E402

@@ -34,8 +34,7 @@ from mmfocal.deploy.pooling import adaptive_avg_pool2d  # noqa: E402
 from mmfocal.deploy.roi_heads import background_where_empty  # noqa: E402
 from mmfocal.models.backbones import FocalNet, FocalTransformer  # noqa: E402
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PYTHON = sys.executable
+from _helpers import PYTHON, ROOT, run_checked  # noqa: E402
 DEPLOY = osp.join(ROOT, 'configs', 'deploy')
 sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
 import deploy as deploy_tool  # noqa: E402
@@ -44,12 +43,7 @@ TOLERANCE = 1e-4
 
 
 def run(args, timeout=900):
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    if result.returncode:
-        pytest.fail(f'{" ".join(args)}\nexited with {result.returncode}\n'
-                    f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
-                    pytrace=False)
-    return result.stdout
+    return run_checked(args, timeout=timeout).stdout
 
 
 def write_image(path, height, width, seed=0):

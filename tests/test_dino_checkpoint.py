@@ -20,7 +20,8 @@ from mmfocal.models.checkpoint import CheckpointError
 from mmfocal.models.dino_checkpoint import convert_dino, convert_dino_file
 
 from _data import COCO_IDS
-from test_configs import ROOT, data_samples_for
+from _helpers import ROOT
+from test_configs import data_samples_for
 
 sys.path.insert(0, f'{ROOT}/tools/model_converters')
 import convert_focalnet_dino  # noqa: E402

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import ROOT
 DOCS = osp.join(ROOT, 'docs')
 SOURCE = osp.join(DOCS, 'en')
 README_MAX_LINES = 300

@@ -18,7 +18,7 @@ from mmfocal.models.checkpoint import CheckpointError, hub_file, read_checkpoint
 import _servers
 from test_checkpoint import SMALL, build_loaded, imagenet_state_dict, to_huggingface, to_timm
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import ROOT
 INPUT = torch.linspace(-1, 1, 2 * 3 * 64 * 48).reshape(2, 3, 64, 48)
 
 

@@ -9,8 +9,6 @@ import importlib
 import json
 import os
 import os.path as osp
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -18,8 +16,7 @@ import torch
 
 from mmfocal.compat import WEIGHTS_ONLY_DEFAULT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-PYTHON = sys.executable
+from _helpers import PYTHON, ROOT, run_checked
 DET_CONFIG = osp.join(ROOT, 'configs/detection/demo_mask_rcnn_focalnet.py')
 SEG_CONFIG = osp.join(ROOT, 'configs/segmentation/demo_upernet_focal_transformer.py')
 NUM_VAL = 2
@@ -30,12 +27,7 @@ pytestmark = pytest.mark.slow
 def run(args, cwd=ROOT, timeout=900):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                            env=env)
-    if result.returncode:
-        pytest.fail(f'{" ".join(args)}\nexited with {result.returncode}\n'
-                    f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
-                    pytrace=False)
+    result = run_checked(args, cwd=cwd, env=env, timeout=timeout)
     return result.stdout + result.stderr
 
 

@@ -13,7 +13,7 @@ from mmengine.runner import Runner
 
 from mmfocal.visualization import FocalMapsHook
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import ROOT
 sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
 import make_demo_data  # noqa: E402
 

@@ -17,19 +17,13 @@ import textwrap
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+from _helpers import ROOT, run_checked
 pytestmark = pytest.mark.slow
 
 
 def run(args, cwd, env):
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=900)
-    if result.returncode:
-        pytest.fail(f'{" ".join(args)}\nexited with {result.returncode}\n'
-                    f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
-                    pytrace=False)
-    return result.stdout
+    return run_checked(args, cwd=cwd, env=env).stdout
 
 
 @pytest.fixture(scope='module')

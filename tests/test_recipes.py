@@ -16,8 +16,8 @@ from mmengine.config import Config
 
 from mmfocal.engine import amp_fallback
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+from _helpers import ROOT
 REPO = 'microsoft/FocalNet@e8514bd '
 DET = REPO + 'detection/configs/focalnet/'
 SEG = REPO + 'segmentation/configs/focalnet/'

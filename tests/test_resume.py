@@ -22,8 +22,8 @@ import _data
 from mmfocal.engine import ResumableCheckpointHook
 from mmfocal.compat import allow_mmengine_checkpoints, load_weights
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+from _helpers import ROOT
 DET_CONFIG = """
 _base_ = '{root}/configs/detection/demo_mask_rcnn_focalnet.py'
 data_root = '{data}/'

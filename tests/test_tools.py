@@ -17,9 +17,8 @@ import yaml
 
 import _data
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import PYTHON, ROOT, run_checked
 TOOLS = osp.join(ROOT, 'tools')
-PYTHON = sys.executable
 DET_CONFIG = 'configs/detection/mask_rcnn_focalnet_t_1x.py'
 SEG_CONFIG = 'configs/segmentation/upernet_focalnet_t_512x512_160k_ade20k.py'
 sys.path.insert(0, TOOLS)
@@ -74,13 +73,7 @@ def seg_options(data_root):
 
 
 def run(args, env=None, timeout=900):
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                            env=dict(os.environ, **(env or {})))
-    if result.returncode:  # the whole tail: assertion messages are cut to a few lines
-        pytest.fail(f'{" ".join(args)}\nexited with {result.returncode}\n'
-                    f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
-                    pytrace=False)
-    return result
+    return run_checked(args, env=dict(os.environ, **(env or {})), timeout=timeout)
 
 
 def train(config, work_dir, options, *extra):

@@ -18,7 +18,7 @@ from mmengine.analysis import FlopAnalyzer, get_model_complexity_info
 from mmfocal.models.backbones import FocalNet, FocalTransformer
 from test_configs import _model_key, fresh, shrink
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from _helpers import ROOT
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 from get_flops import count_flops  # noqa: E402
 

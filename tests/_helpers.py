@@ -1,0 +1,22 @@
+"""What the tests share: the repository root, the interpreter and running a command."""
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PYTHON = sys.executable
+
+
+def run_checked(args, cwd=ROOT, env=None, timeout=900) -> subprocess.CompletedProcess:
+    """``args`` in ``cwd`` (``env``: the whole environment, None: this process's); a
+    non-zero exit fails the test with the command and the tails of both outputs (assertion
+    messages would cut them to a few lines)."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode:
+        pytest.fail(f'{" ".join(map(str, args))}\nexited with {result.returncode}\n'
+                    f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
+                    pytrace=False)
+    return result

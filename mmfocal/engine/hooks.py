@@ -84,7 +84,10 @@ class ResumableCheckpointHook(CheckpointHook):
         self._resumed_rng_state = None
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint['rng_states'] = self._rank_states or [rng_state()]
+        # the states gathered for this save; a save of another hook (a best checkpoint,
+        # written by the main process alone) takes the main process's own
+        states, self._rank_states = self._rank_states, None
+        checkpoint['rng_states'] = states or [rng_state()]
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('rng_states')

@@ -180,12 +180,14 @@ class PatchEmbed(nn.Module):
 MIN_CHUNK_ROWS = 1024
 
 
-def row_chunks(rows: int, row_bytes: int, device: torch.device) -> List[slice]:
-    """Slices covering ``rows`` rows in chunks of about the device's
-    :attr:`ComputePath.chunk_bytes` at ``row_bytes`` per row, of at least
-    :data:`MIN_CHUNK_ROWS` rows (one slice where the path has no chunk size)."""
+def row_chunks(rows: int, row_bytes: int, device: torch.device,
+               minimum: Optional[int] = None) -> List[slice]:
+    """Slices covering ``rows`` rows (tokens, windows) in chunks of about the device's
+    :attr:`ComputePath.chunk_bytes` at ``row_bytes`` per row, of at least ``minimum`` rows
+    (default :data:`MIN_CHUNK_ROWS`; one slice where the path has no chunk size)."""
     limit = compute_path(device).chunk_bytes
-    step = rows if limit is None else max(MIN_CHUNK_ROWS, limit // row_bytes)
+    minimum = MIN_CHUNK_ROWS if minimum is None else minimum
+    step = rows if limit is None else max(minimum, limit // row_bytes)
     return [slice(i, i + step) for i in range(0, rows, step)]
 
 
@@ -207,7 +209,7 @@ class GeluMlp(torch.autograd.Function):
         fn_ctx.save_for_backward(x, pre, weight1, weight2)
         pre = pre.view(-1, pre.shape[-1])
         out = x.new_empty(pre.shape[0], weight2.shape[0])
-        for part in row_chunks(pre.shape[0], pre[0].nbytes, x.device):
+        for part in row_chunks(pre.shape[0], pre.shape[1] * pre.element_size(), x.device):
             torch.addmm(bias2, F.gelu(pre[part]), weight2.t(), out=out[part])
         return out.view(*x.shape[:-1], -1)
 
@@ -220,7 +222,7 @@ class GeluMlp(torch.autograd.Function):
         grad_x = torch.empty_like(x)
         grad_weight1, grad_weight2 = torch.zeros_like(weight1), torch.zeros_like(weight2)
         grad_bias1 = pre.new_zeros(pre.shape[1])
-        for part in row_chunks(pre.shape[0], pre[0].nbytes, x.device):
+        for part in row_chunks(pre.shape[0], pre.shape[1] * pre.element_size(), x.device):
             hidden = F.gelu(pre[part])
             grad_weight2.addmm_(grad_out[part].t(), hidden)
             grad_pre = torch.mm(grad_out[part], weight2, out=hidden)

@@ -32,7 +32,7 @@ from ...compat import feature_size, is_tracing
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number,
-                   compute_path, is_int, known_zero, padding, recomputes)
+                   is_int, known_zero, padding, recomputes, row_chunks)
 
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
@@ -191,10 +191,7 @@ class GatheredAttention(torch.autograd.Function):
         batch, heads, windows, area = q.shape[:4]
         keys = key_index.view(windows, -1)
         size = batch * heads * area * keys.shape[1] * q.element_size()
-        limit = compute_path(q.device).chunk_bytes
-        step = windows if limit is None else max(1, limit // size)
-        return [(slice(i, i + step), keys[i:i + step].flatten())
-                for i in range(0, windows, step)]
+        return [(w, keys[w].flatten()) for w in row_chunks(windows, size, q.device, minimum=1)]
 
     @staticmethod
     def gather(table: torch.Tensor, key_index: torch.Tensor, num_windows: int):

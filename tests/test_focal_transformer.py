@@ -571,18 +571,20 @@ def test_gathered_attention_gradcheck(chunk_bytes, monkeypatch):
                                             torch.zeros(15))) == (3 if chunk_bytes == 1 else 2)
     torch.manual_seed(0)
     batch, heads, windows, area, keys, dims, tokens = 2, 2, 3, 4, 5, 3, 7
-    q = torch.randn(batch, heads, windows, area, dims, dtype=torch.float64)
-    table = torch.randn(2, batch, heads, tokens, dims, dtype=torch.float64)
+    # in the layout of the qkv layer's output (B, T, 3, nH, d)
+    qkv = torch.randn(batch, tokens, 3, heads, dims, dtype=torch.float64)
+    qkv = qkv.permute(2, 0, 3, 1, 4).requires_grad_()
+    query_index = torch.randint(tokens, (windows * area, ))
+    query_index[:2] = 5  # the same token twice (padding positions all read token 0)
     key_index = torch.randint(tokens, (windows * keys, ))
     key_index[:2] = 3  # the same token twice
     key_mask = torch.zeros(windows, 1, keys, dtype=torch.float64)
     key_mask[1, :, -2:] = float('-inf')
-    inputs = [t.requires_grad_() for t in (q, table)]
     bias = torch.randn(heads, area, keys, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda q, table, bias: GatheredAttention.apply(q, table, key_index, bias, key_mask,
-                                                       0.7),
-        (*inputs, bias))
+        lambda qkv, bias: GatheredAttention.apply(qkv, query_index, key_index, bias,
+                                                  key_mask, 0.7),
+        (qkv, bias))
 
 
 @pytest.mark.parametrize('path', PATHS, ids=str)

@@ -165,29 +165,41 @@ key_layout = functools.lru_cache(maxsize=64)(window_layout)
 # ----------------------------------------------------------------------------- modules
 
 
+def window_queries(qkv: torch.Tensor, query_index: torch.Tensor, area: int) -> torch.Tensor:
+    """qkv (3, B, nH, T, d) -> (B, nH, nW, A, d): the queries of every window position
+    (``query_index`` (nW * A,)). A function, not a method of :class:`GatheredAttention`,
+    so that torch 2.1's dynamo traces it."""
+    q = qkv[0].index_select(2, query_index)
+    return q.view(*q.shape[:2], -1, area, q.shape[-1])
+
+
 class GatheredAttention(torch.autograd.Function):
-    """softmax(q k^T * scale + bias + key_mask) v, every window's keys gathered from a table.
+    """softmax(q k^T * scale + bias + key_mask) v, every window's queries, keys and values
+    gathered from the projected tokens.
 
-    k, v = ``table[:, :, :, key_index]``. Saved for backward are q, the table, the output and
-    the log-sum-exp of every query's scores: the gathered keys and values, the scores and
-    the probabilities are recomputed there (the probabilities alone would be N / d times
-    the size of the output), and the key/value gradients go back to the table with
-    ``index_add_`` (the gradient of advanced indexing, ``index_put_`` with accumulation, is
-    several times slower on CPU). The additive mask is never materialised per window: the
-    position bias is shared by all windows and the key mask by all query positions.
-    Windows are processed in chunks whose scores take about the device's
-    :attr:`~.base.ComputePath.chunk_bytes` (on the CPU), so that the gathered keys, scores and
-    probabilities stay in cache instead of being allocated for the whole map; without a chunk
-    size (other devices) all windows at once (one kernel each).
+    q = ``qkv[0][:, :, query_index]``, k, v = ``qkv[1:][:, :, :, key_index]``. Saved for
+    backward are the projection qkv (the ``qkv`` layer's output, alive anyway: nothing is
+    copied) and the output: the gathered queries, keys and values, the scores and the
+    probabilities are recomputed there (the probabilities alone would be N / d times the
+    size of the output) by the same operations, and the gradients go back to the tokens
+    with ``index_add_`` (the gradient of advanced indexing, ``index_put_`` with
+    accumulation, is several times slower on CPU) into one tensor for all three, so that
+    autograd zero-fills none for the selections of q, k and v. The
+    additive mask is never materialised per window: the position bias is shared by all
+    windows and the key mask by all query positions. Windows are processed in chunks whose
+    scores take about the device's :attr:`~.base.ComputePath.chunk_bytes` (on the CPU), so
+    that the gathered keys, scores and probabilities stay in cache instead of being
+    allocated for the whole map; without a chunk size (other devices) all windows at once
+    (one kernel each).
 
-    q: (B, nH, nW, A, d); table: (2, B, nH, T, d) keys and values of the T tokens;
-    key_index: (nW * N,); bias: (nH, A, N); key_mask: (nW, 1, N) 0 or -inf
-    -> (B, nH, nW, A, d).
+    qkv: (3, B, nH, T, d) queries, keys and values of the T tokens, any strides;
+    query_index: (nW * A,); key_index: (nW * N,); bias: (nH, A, N); key_mask: (nW, 1, N)
+    0 or -inf -> (B, nH, nW, A, d).
     """
 
     @staticmethod
     def chunks(q: torch.Tensor, key_index: torch.Tensor):
-        """(window slice, its key indices) covering the nW windows of q."""
+        """(window slice, its key indices) covering the nW windows of q (B, nH, nW, A, d)."""
         batch, heads, windows, area = q.shape[:4]
         keys = key_index.view(windows, -1)
         size = batch * heads * area * keys.shape[1] * q.element_size()
@@ -199,59 +211,58 @@ class GatheredAttention(torch.autograd.Function):
         return kv.view(*kv.shape[:3], num_windows, -1, kv.shape[-1]).unbind(0)
 
     @staticmethod
-    def scores(q, k, bias, key_mask, scale: float) -> torch.Tensor:
-        """(B, nH, n, A, N) scaled scores plus bias and key mask of n windows."""
+    def probabilities(q, k, bias, key_mask, scale: float) -> torch.Tensor:
+        """(B, nH, n, A, N) attention probabilities of n windows: the softmax of the scaled
+        scores plus bias and key mask."""
         s = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
-        return s.add_(bias[:, None]).add_(key_mask)
+        return s.add_(bias[:, None]).add_(key_mask).softmax(-1)
 
     @staticmethod
-    def attend(q, table, key_index, bias, key_mask, scale: float, log_sum=None):
-        """The attention of every window (the forward pass), chunk by chunk; with
-        ``log_sum`` (B, nH, nW, A, 1), the log-sum-exp of every query's scores goes there.
-        Without gradients this is the whole inference path: no tensor of every window's
-        keys or scores exists at once."""
+    def attend(q, table, key_index, bias, key_mask, scale: float):
+        """The attention of every window (the forward pass), chunk by chunk; q
+        (B, nH, nW, A, d), table (2, B, nH, T, d) keys and values. Without gradients this
+        is the whole inference path: no tensor of every window's keys or scores exists at
+        once."""
         out = torch.empty_like(q)
         for w, index in GatheredAttention.chunks(q, key_index):
             k, v = GatheredAttention.gather(table, index, q[:, :, w].shape[2])
-            s = GatheredAttention.scores(q[:, :, w], k, bias, key_mask[w], scale)
-            chunk_log_sum = s.logsumexp(-1, keepdim=True)
-            if log_sum is not None:
-                log_sum[:, :, w] = chunk_log_sum
-            out[:, :, w] = torch.matmul(s.sub_(chunk_log_sum).exp_(), v)
+            attn = GatheredAttention.probabilities(q[:, :, w], k, bias, key_mask[w], scale)
+            out[:, :, w] = torch.matmul(attn, v)
         return out
 
     @staticmethod
-    def forward(ctx, q, table, key_index, bias, key_mask, scale: float):
-        log_sum = q.new_empty(*q.shape[:4], 1)
-        out = GatheredAttention.attend(q, table, key_index, bias, key_mask, scale, log_sum)
-        ctx.save_for_backward(q, table, key_index, bias, key_mask, out, log_sum)
+    def forward(ctx, qkv, query_index, key_index, bias, key_mask, scale: float):
+        q = window_queries(qkv, query_index, bias.shape[1])
+        out = GatheredAttention.attend(q, qkv[1:], key_index, bias, key_mask, scale)
+        ctx.save_for_backward(qkv, query_index, key_index, bias, key_mask, out)
         ctx.scale = scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, table, key_index, bias, key_mask, out, log_sum = ctx.saved_tensors
+        qkv, query_index, key_index, bias, key_mask, out = ctx.saved_tensors
+        q = window_queries(qkv, query_index, bias.shape[1])
+        grad_qkv = qkv.new_zeros(qkv.shape)  # contiguous: index_add_ is fastest there
         grad_q = torch.empty_like(q)
-        grad_table = torch.zeros_like(table)
         grad_bias = torch.zeros_like(bias) if ctx.needs_input_grad[3] else None
         grad_rows = (grad_out * out).sum(-1, keepdim=True)  # softmax's sum over keys
         for w, index in GatheredAttention.chunks(q, key_index):
             qw, grad_w = q[:, :, w], grad_out[:, :, w]
-            k, v = GatheredAttention.gather(table, index, qw.shape[2])
-            attn = GatheredAttention.scores(qw, k, bias, key_mask[w], ctx.scale)
-            attn.sub_(log_sum[:, :, w]).exp_()
+            k, v = GatheredAttention.gather(qkv[1:], index, qw.shape[2])
+            attn = GatheredAttention.probabilities(qw, k, bias, key_mask[w], ctx.scale)
             grad_v = torch.matmul(attn.transpose(-2, -1), grad_w)
             grad_s = torch.matmul(grad_w, v.transpose(-2, -1))  # d loss / d attn
             grad_s.sub_(grad_rows[:, :, w]).mul_(attn)  # through softmax
             del attn
-            if grad_bias is not None:
-                grad_bias += grad_s.sum((0, 2))
+            if grad_bias is not None:  # over images, then windows: contiguous reductions
+                grad_bias += grad_s.sum(0).sum(1)
             grad_s.mul_(ctx.scale)
             grad_q[:, :, w] = torch.matmul(grad_s, k)
             grad_k = torch.matmul(grad_s.transpose(-2, -1), qw)
-            grad_table[0].index_add_(2, index, grad_k.flatten(2, 3))
-            grad_table[1].index_add_(2, index, grad_v.flatten(2, 3))
-        return grad_q, grad_table, None, grad_bias, None, None
+            grad_qkv[1].index_add_(2, index, grad_k.flatten(2, 3))
+            grad_qkv[2].index_add_(2, index, grad_v.flatten(2, 3))
+        grad_qkv[0].index_add_(2, query_index, grad_q.flatten(2, 3))
+        return grad_qkv, None, None, grad_bias, None, None
 
 
 class FocalAttention(nn.Module):
@@ -322,38 +333,42 @@ class FocalAttention(nn.Module):
         scores = torch.matmul(q * self.scale, k.transpose(-2, -1)) + bias[:, None] + key_mask
         return torch.matmul(scores.softmax(-1), v)
 
+    def plain_attention(self, qkv, layout: KeyLayout, bias, key_mask, attn_drop: float):
+        """The attention without :class:`GatheredAttention`'s backward: in plain ops for a
+        tracer, chunk by chunk without gradients (inference), else one fused
+        ``F.scaled_dot_product_attention`` with the (nH, nW, w^2, N) mask (dropout).
+        qkv: (3, B, nH, T, d) -> (B, nH, nW, w^2, d)."""
+        q = window_queries(qkv, layout.query_index, bias.shape[1])
+        if is_tracing():
+            return self.traced_attention(q, qkv[1:], layout, bias, key_mask)
+        if not torch.is_grad_enabled():
+            return GatheredAttention.attend(q, qkv[1:], layout.key_index, bias, key_mask,
+                                            self.scale)
+        batch, heads, _, area, head_dims = q.shape
+        windows = heads * layout.num_windows  # (head, window) pairs
+        mask = bias[:, None] + key_mask  # the same for every image
+        k, v = qkv[1:].index_select(3, layout.key_index).view(2, batch, windows, -1, head_dims)
+        return F.scaled_dot_product_attention(
+            q.view(batch, windows, area, -1), k, v, attn_mask=mask.view(1, windows, area, -1),
+            dropout_p=attn_drop, scale=self.scale)
+
     def forward(self, x: torch.Tensor, pooled: Sequence[torch.Tensor],
                 layout: KeyLayout) -> torch.Tensor:
         """x: (B, H, W, C); pooled[k]: (B, h_k, w_k, C) -> (B, H, W, C)."""
         batch, height, width, dims = x.shape
-        heads, area = self.num_heads, self.window_size**2
+        heads = self.num_heads
         tokens = torch.cat([x.reshape(batch, -1, dims)] +
                            [p.reshape(batch, -1, dims) for p in pooled], 1)
         qkv = self.qkv(tokens).view(batch, tokens.shape[1], 3, heads, dims // heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
-        windows = heads * layout.num_windows  # (head, window) pairs
-        q = qkv[0].index_select(2, layout.query_index).view(
-            batch, heads, layout.num_windows, area, -1)
-        bias = self.position_bias(layout.with_neighbours).to(q.dtype)  # (nH, w^2, N)
-        key_mask = layout.key_mask.to(q.dtype)[:, None]  # (nW, 1, N)
+        bias = self.position_bias(layout.with_neighbours).to(qkv.dtype)  # (nH, w^2, N)
+        key_mask = layout.key_mask.to(qkv.dtype)[:, None]  # (nW, 1, N)
         attn_drop = self.attn_drop if self.training else 0.
-        if is_tracing():
-            out = self.traced_attention(q, qkv[1:], layout, bias, key_mask)
-        elif not torch.is_grad_enabled():
-            out = GatheredAttention.attend(q, qkv[1:], layout.key_index, bias, key_mask,
-                                           self.scale)
-        elif recomputes(x, dropout=attn_drop):
-            out = GatheredAttention.apply(q, qkv[1:].contiguous(), layout.key_index, bias,
+        if recomputes(x, dropout=attn_drop):
+            out = GatheredAttention.apply(qkv, layout.query_index, layout.key_index, bias,
                                           key_mask, self.scale)
         else:
-            # (nH, nW, w^2, N): position bias + key mask, the same for every image
-            mask = bias[:, None] + key_mask
-            k, v = qkv[1:].index_select(3, layout.key_index).view(
-                2, batch, windows, -1, dims // heads)
-            out = F.scaled_dot_product_attention(
-                q.view(batch, windows, area, -1), k, v,
-                attn_mask=mask.view(1, windows, area, -1), dropout_p=attn_drop,
-                scale=self.scale)
+            out = self.plain_attention(qkv, layout, bias, key_mask, attn_drop)
         # reshape: CUDA's attention kernels may return other strides than (B, nH, L, d)
         out = out.reshape(batch, heads, -1, dims // heads).transpose(1, 2)
         out = out.index_select(1, layout.token_index)

@@ -60,6 +60,11 @@ def is_tracing() -> bool:
         torch.onnx.is_in_onnx_export()
 
 
+#: A size: an int, or a 0-dim int tensor where a tracer records sizes (the TorchScript ONNX
+#: exporter), so that one graph serves every input size.
+Size = Union[int, torch.Tensor]
+
+
 def static_int(size) -> int:
     """A size that is constant in any trace (a parameter's shape) as a Python int: torch's
     jit tracer before 2.2 returns every size as a tensor, which ops refuse as a padding."""
@@ -70,7 +75,7 @@ def static_int(size) -> int:
         return int(size)
 
 
-def feature_size(size):
+def feature_size(size) -> Size:
     """An input-dependent size for size arithmetic: under the TorchScript ONNX exporter the
     traced 0-dim tensor it gives (one graph then serves every input size); elsewhere an int
     where torch's jit tracer before 2.2 gives a tensor (mmengine's FLOP counter traces the

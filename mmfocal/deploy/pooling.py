@@ -10,13 +10,13 @@ matrix products whose pooling matrices are tensor arithmetic on the traced input
 Registered for the onnxruntime backend, it takes precedence over mmdeploy's default rewrite
 whenever :mod:`mmfocal.deploy` is imported.
 """
-from typing import Tuple, Union
+from typing import Tuple
 
 import torch
 from mmdeploy.core import FUNCTION_REWRITER
 from torch.nn.modules.utils import _pair
 
-Size = Union[int, torch.Tensor]
+from ..compat import Size
 
 
 def pooling_matrix(size: Size, bins: int, dtype: torch.dtype) -> torch.Tensor:

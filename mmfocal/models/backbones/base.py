@@ -18,7 +18,7 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 
-from ...compat import autocast_enabled, is_tracing
+from ...compat import Size, autocast_enabled, is_tracing
 from ..checkpoint import load_pretrained
 
 NUM_STAGES = 4
@@ -115,9 +115,6 @@ def check_layer_norm(norm_cfg) -> None:
     if not isinstance(norm_cfg, dict) or norm_cfg.get('type') not in ('LN', 'LayerNorm'):
         raise ValueError('norm_cfg must be dict(type=\'LN\', ...): tokens are normalised '
                          f'over their channels (last dimension), got {norm_cfg!r}')
-
-
-Size = Union[int, torch.Tensor]
 
 
 def padding(size: Size, multiple: int) -> Size:
@@ -300,7 +297,7 @@ class StagedBackbone(BaseModule):
         self._check_init_cfg(init_cfg)
         self.out_indices = out_indices
         self.frozen_stages = frozen_stages
-        self.drop_after_pos = nn.Dropout(drop_rate)
+        self.pos_drop = nn.Dropout(drop_rate)  # the authors' dropout after the stem
 
     @staticmethod
     def _check_init_cfg(init_cfg) -> None:
@@ -346,7 +343,7 @@ class StagedBackbone(BaseModule):
     def _freeze_stages(self) -> None:
         frozen = []
         if self.frozen_stages >= 0:
-            frozen += [self.patch_embed, self.drop_after_pos]
+            frozen += [self.patch_embed, self.pos_drop]
         for i in range(self.frozen_stages):
             frozen.append(self.layers[i])
             if i in self.out_indices:
@@ -379,7 +376,7 @@ class StagedBackbone(BaseModule):
         """(B, C_in, H, W) -> tuple of contiguous (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))
         for i in ``out_indices``."""
         self._check_input(x)
-        x = self.drop_after_pos(self.patch_embed(x))
+        x = self.pos_drop(self.patch_embed(x))
         outs = []
         for i, stage in enumerate(self.layers):
             out, x = stage(x)

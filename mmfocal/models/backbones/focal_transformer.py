@@ -28,7 +28,7 @@ from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 
-from ...compat import feature_size, is_tracing
+from ...compat import Size, feature_size, is_tracing
 from ...registry import register_backbone
 from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
                    check_bool, check_layer_norm, check_positive_int, check_positive_number,
@@ -73,9 +73,6 @@ def relative_position_index(window: int, region: int) -> torch.Tensor:
                                    indexing='ij')).flatten(1)
     rel = q[:, :, None] - k[:, None, :] + region - 1
     return rel[0] * (window + region - 1) + rel[1]
-
-
-Size = Union[int, torch.Tensor]
 
 
 def ceil_div(size: Size, step: int) -> Size:

@@ -205,6 +205,7 @@ def test_train_builds_and_logs_the_float32_fallback_on_the_cpu(tmp_path, monkeyp
     sys.path.insert(0, osp.join(ROOT, 'tools'))
     import train
     from mmengine.optim import OptimWrapper
+    from mmengine.runner import Runner
     config = tmp_path / 'config.py'
     config.write_text(
         f"_base_ = {osp.join(ROOT, 'configs/detection/demo_mask_rcnn_focalnet.py')!r}\n"
@@ -215,7 +216,7 @@ def test_train_builds_and_logs_the_float32_fallback_on_the_cpu(tmp_path, monkeyp
     def build_optim_wrapper_only(self):
         built['wrapper'] = self.build_optim_wrapper(self.optim_wrapper)
 
-    monkeypatch.setattr(train.Runner, 'train', build_optim_wrapper_only)
+    monkeypatch.setattr(Runner, 'train', build_optim_wrapper_only)
     with pytest.MonkeyPatch.context() as m:
         m.setattr(train, 'end_distributed', lambda: None)
         train.main()

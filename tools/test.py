@@ -13,7 +13,7 @@ import os.path as osp
 
 from mmengine.config import Config, DictAction
 
-from train import build_runner, end_distributed, load_config
+from mmfocal.engine import build_runner, end_distributed, load_config
 
 
 def parse_args():
@@ -50,7 +50,8 @@ def show_predictions(cfg: Config, task: str, show_dir: str) -> None:
 
 
 def build_config(args) -> Config:
-    cfg = load_config(args)
+    cfg = load_config(args.config, cfg_options=args.cfg_options, launcher=args.launcher,
+                      work_dir=args.work_dir)
     if not osp.isfile(args.checkpoint) and '://' not in args.checkpoint \
             and not args.checkpoint.startswith('hf-hub:'):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')

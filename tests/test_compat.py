@@ -224,7 +224,7 @@ model.eval()
 with torch.no_grad():
     flops = FlopAnalyzer(model, x).total()
 torch.save(dict(feats=[f.detach() for f in feats], grads=grads, flops=flops,
-                version=torch.__version__), out)
+                version=str(torch.__version__)), out)
 '''
 
 
@@ -254,7 +254,7 @@ def test_outputs_and_flops_equal_the_other_stack(name, tmp_path):
     torch.save(torch.randn(2, 3, 72, 104), x)
     mine = measure(sys.executable, BACKBONES[name], weights, x, str(tmp_path / 'mine.pth'))
     theirs = measure(other, BACKBONES[name], weights, x, str(tmp_path / 'theirs.pth'))
-    assert mine['version'] == here and theirs['version'] != here
+    assert mine['version'] == str(here) and theirs['version'] != str(here)
     for a, b in zip(mine['feats'], theirs['feats']):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
     for key, grad in mine['grads'].items():

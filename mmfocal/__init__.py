@@ -3,7 +3,7 @@
 ``import mmfocal`` lets mmfocal's checkpoint readers and, on torch >= 2.6,
 ``torch.load(weights_only=True)`` read the checkpoints mmengine writes (see
 :func:`mmfocal.compat.allow_mmengine_checkpoints`), then registers the backbones
-in every installed toolbox's ``MODELS`` and :class:`~mmfocal.visualization.FocalMapsHook` in
+in every installed toolbox's ``MODELS`` and :class:`~mmfocal.engine.FocalMapsHook` in
 mmengine's ``HOOKS``. Importing it again (also after a failed import) does the same.
 """
 from .compat import allow_mmengine_checkpoints
@@ -13,4 +13,3 @@ allow_mmengine_checkpoints()
 from .engine import *  # noqa: E402,F401,F403
 from .models import *  # noqa: E402,F401,F403
 from .version import __version__  # noqa: E402,F401
-from .visualization import FocalMapsHook  # noqa: E402,F401

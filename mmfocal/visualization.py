@@ -1,5 +1,6 @@
 """Pictures of what a FocalNet or Focal Transformer backbone does, drawn by
-``tools/analysis/visualize_focal.py`` and, while training, by :class:`FocalMapsHook`.
+``tools/analysis/visualize_focal.py`` and, while training, by
+:class:`~mmfocal.engine.FocalMapsHook`.
 
 FocalNet (the FocalNet paper's Figures 4 and 5): for one block of each chosen stage, the
 gates of every focal level, the global gate and the modulator ``h(ctx_all)`` averaged over
@@ -17,7 +18,6 @@ one tile per head of the first pooled level. These are parameters: no image is n
 Pictures are BGR ``uint8`` arrays (H, W, 3).
 """
 import math
-import random
 import re
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -25,11 +25,6 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
-
-from .registry import register_hook
 
 TILE = 112  # pixels per position-bias tile
 CAPTION = 18  # pixels of caption above a panel tile
@@ -202,95 +197,3 @@ def focal_transformer_pictures(backbone, stages: Optional[List[int]] = None,
     pictures['focal_transformer_heads'] = np.vstack(
         [np.hstack(row + [blank] * (width - len(row))) for row in overview])
     return pictures
-
-
-# --------------------------------------------------------------------------------- hook
-
-
-@register_hook
-class FocalMapsHook(Hook):
-    """Every ``interval`` training iterations (and after the last), draw the backbone's
-    pictures and hand them to the runner's visualizer (``add_image``), so that they land
-    in the config's visualisation backends (local files, TensorBoard, W&B...).
-
-    FocalNet: the panel of gates and modulator of one block per stage over a fixed image of
-    the validation set, run through the validation pipeline and ``model.test_step``.
-    Focal Transformer: the position-bias tables of every stage.
-
-    Drawing runs without gradients, puts the model back in its train/eval mode and
-    restores the random states of ``random``, numpy and torch, so the training is the
-    same with and without the hook. Enable it from a config::
-
-        custom_hooks = [dict(type='FocalMapsHook', interval=500)]
-
-    Args:
-        interval: iterations between two drawings.
-        image_index: index of the validation image (FocalNet).
-        stages: stages drawn (FocalNet default: the last; Focal Transformer: all).
-        block: block of each stage (default the last).
-    """
-    priority = 'VERY_LOW'
-
-    def __init__(self, interval: int = 500, image_index: int = 0,
-                 stages: Optional[Sequence[int]] = None, block: int = -1):
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'FocalMapsHook: interval must be a positive int, got {interval!r}')
-        if not isinstance(image_index, int) or image_index < 0:
-            raise ValueError('FocalMapsHook: image_index must be a non-negative int, got '
-                             f'{image_index!r}')
-        self.interval, self.image_index, self.block = interval, image_index, block
-        self.stages = None if stages is None else list(stages)
-
-    def before_train(self, runner) -> None:
-        kind = type(self._model(runner).backbone).__name__
-        if kind not in BACKBONES:
-            raise ValueError(f'FocalMapsHook draws {BACKBONES} backbones; the model has {kind}')
-        if kind == 'FocalNet':
-            dataset = self._val_dataset(runner)
-            check_index('FocalMapsHook image_index', self.image_index, len(dataset))
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        due = self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)
-        if due and is_main_process():  # the visualizer writes from the main process only
-            self.draw(runner, step=runner.iter + 1)
-
-    def draw(self, runner, step: int) -> Dict[str, np.ndarray]:
-        """Draw and hand the pictures to the visualizer at ``step``; returns them."""
-        model = self._model(runner)
-        training = model.training
-        states = random.getstate(), np.random.get_state(), torch.get_rng_state()
-        try:
-            model.eval()
-            with torch.no_grad():
-                pictures = self._pictures(runner, model)
-        finally:
-            model.train(training)
-            random.setstate(states[0])
-            np.random.set_state(states[1])
-            torch.set_rng_state(states[2])
-        for name, picture in pictures.items():
-            runner.visualizer.add_image(name, picture[..., ::-1].copy(), step=step)
-        return pictures
-
-    def _pictures(self, runner, model) -> Dict[str, np.ndarray]:
-        if type(model.backbone).__name__ == 'FocalTransformer':
-            return focal_transformer_pictures(model.backbone, self.stages, self.block)
-        from mmengine.dataset import pseudo_collate
-        dataset = self._val_dataset(runner)
-        image = cv2.imread(dataset.get_data_info(self.image_index)['img_path'])
-        batch = pseudo_collate([dataset[self.image_index]])
-        captured = capture_focalnet(model.backbone, lambda: model.test_step(batch)[0],
-                                    image.shape[:2], self.stages or [-1], self.block)
-        return {'focalnet_maps': focalnet_pictures(image, captured)['focalnet']}
-
-    @staticmethod
-    def _model(runner):
-        return runner.model.module if is_model_wrapper(runner.model) else runner.model
-
-    @staticmethod
-    def _val_dataset(runner):
-        loop = runner.val_loop
-        if loop is None or not hasattr(loop, 'dataloader'):
-            raise ValueError('FocalMapsHook draws FocalNet maps over a validation image: the '
-                             'config needs val_dataloader and val_cfg')
-        return loop.dataloader.dataset

@@ -11,7 +11,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmfocal.visualization import FocalMapsHook
+from mmfocal.engine import FocalMapsHook
 
 from _helpers import ROOT
 sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))

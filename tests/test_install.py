@@ -68,7 +68,7 @@ def test_import_registers_both_backbones(installed, tmp_path):
     assert out[0] == osp.join(site, 'mmfocal', '__init__.py')  # the installed copy
     assert out[1] == str(['mmfocal.models.backbones.focalnet',
                           'mmfocal.models.backbones.focal_transformer'] * 2)
-    assert out[2] == 'mmfocal.visualization'
+    assert out[2] == 'mmfocal.engine.focal_maps_hook'
 
 
 @pytest.mark.parametrize('config, task', [

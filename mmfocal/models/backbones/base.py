@@ -9,7 +9,7 @@ How the backbones compute on each device type is one :class:`ComputePath` in
 :data:`COMPUTE_PATHS`; every choice computes the same function.
 """
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -275,7 +275,8 @@ class Stage(nn.Module):
 class StagedBackbone(BaseModule):
     """Stem, four :class:`Stage` s and one ``norm{i}`` per output index, as mmdet's Swin.
 
-    Subclasses build ``patch_embed`` and ``layers`` and then call :meth:`_finish_init`.
+    Subclasses build ``patch_embed`` and ``layers`` with :meth:`_build_stages` and then call
+    :meth:`_finish_init`.
     """
 
     def __init__(self, *, out_indices: Sequence[int], frozen_stages: int, drop_rate: float,
@@ -321,6 +322,28 @@ class StagedBackbone(BaseModule):
         """Per stage, the drop-path rates of its blocks, rising linearly over all blocks."""
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         return [rates[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
+
+    def _build_stages(self, make_block: Callable[[int, int, float], nn.Module], *,
+                      in_channels: int, embed_dims: int, depths: Sequence[int],
+                      patch_size: int, use_conv_embed: bool, norm_cfg: dict,
+                      drop_path_rate: float, with_cp: bool) -> List[int]:
+        """Build the stem ``patch_embed`` and the four ``layers``: stage i holds depths[i]
+        blocks ``make_block(i, dims_i, drop_path)`` of width dims_i = embed_dims * 2**i
+        (drop-path rates rising linearly over all blocks) and, but for the last stage, the
+        stride-2 patch embedding to the next width. Returns the widths."""
+        dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
+        self.patch_embed = PatchEmbed(in_channels, embed_dims, stride=patch_size,
+                                      use_conv_embed=use_conv_embed, is_stem=True,
+                                      norm_cfg=norm_cfg)
+        drop_paths = self.drop_path_rates(depths, drop_path_rate)
+        self.layers = nn.ModuleList()
+        for i in range(NUM_STAGES):
+            blocks = [make_block(i, dims[i], rate) for rate in drop_paths[i]]
+            downsample = PatchEmbed(
+                dims[i], dims[i + 1], stride=2, use_conv_embed=use_conv_embed, is_stem=False,
+                norm_cfg=norm_cfg) if i < NUM_STAGES - 1 else None
+            self.layers.append(Stage(blocks, downsample, with_cp=with_cp))
+        return dims
 
     def _finish_init(self, num_features: Sequence[int], norm_cfg: dict) -> None:
         """Add the output norms; freeze what ``frozen_stages`` says (also under DDP)."""

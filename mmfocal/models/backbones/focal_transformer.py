@@ -30,9 +30,9 @@ from mmengine.model.weight_init import trunc_normal_
 
 from ...compat import Size, feature_size, is_tracing
 from ...registry import register_backbone
-from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
-                   check_bool, check_layer_norm, check_positive_int, check_positive_number,
-                   is_int, known_zero, padding, recomputes, row_chunks)
+from .base import (Mlp, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
+                   check_positive_int, check_positive_number, is_int, known_zero, padding,
+                   recomputes, row_chunks)
 
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
@@ -577,25 +577,21 @@ class FocalTransformer(StagedBackbone):
                     use_conv_embed=use_conv_embed, use_layerscale=use_layerscale,
                     wrap_neighbors=wrap_neighbors, with_cp=with_cp)
         self.pretrain_img_size = pretrain_img_size
-        dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
-        self.patch_embed = PatchEmbed(in_channels, embed_dims, stride=patch_size,
-                                      use_conv_embed=use_conv_embed, is_stem=True,
-                                      norm_cfg=norm_cfg)
-        drop_paths = self.drop_path_rates(depths, drop_path_rate)
-        self.layers = nn.ModuleList()
-        for i in range(NUM_STAGES):
-            blocks = [FocalTransformerBlock(
-                dims[i], num_heads=num_heads[i], window_size=window_size,
+
+        def block(i: int, dims: int, drop_path: float) -> FocalTransformerBlock:
+            return FocalTransformerBlock(
+                dims, num_heads=num_heads[i], window_size=window_size,
                 expand_size=expand_sizes[i], focal_levels=focal_levels[i],
                 focal_window=focal_windows[i], pool_method=pool_method, mlp_ratio=mlp_ratio,
                 qkv_bias=qkv_bias, qk_scale=qk_scale, drop=drop_rate, attn_drop=attn_drop_rate,
-                drop_path=rate, use_layerscale=use_layerscale,
+                drop_path=drop_path, use_layerscale=use_layerscale,
                 layerscale_value=layerscale_value, wrap_neighbors=wrap_neighbors,
-                norm_cfg=norm_cfg) for rate in drop_paths[i]]
-            downsample = PatchEmbed(
-                dims[i], dims[i + 1], stride=2, use_conv_embed=use_conv_embed, is_stem=False,
-                norm_cfg=norm_cfg) if i < NUM_STAGES - 1 else None
-            self.layers.append(Stage(blocks, downsample, with_cp=with_cp))
+                norm_cfg=norm_cfg)
+
+        dims = self._build_stages(
+            block, in_channels=in_channels, embed_dims=embed_dims, depths=depths,
+            patch_size=patch_size, use_conv_embed=use_conv_embed, norm_cfg=norm_cfg,
+            drop_path_rate=drop_path_rate, with_cp=with_cp)
         self._init_default()
         self._finish_init(dims, norm_cfg)
 

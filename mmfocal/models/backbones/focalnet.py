@@ -16,9 +16,8 @@ from mmengine.model.weight_init import trunc_normal_
 
 from ...compat import is_tracing, static_int
 from ...registry import register_backbone
-from .base import (NUM_STAGES, Mlp, PatchEmbed, Stage, StagedBackbone, as_stage_list,
-                   check_bool, check_layer_norm, check_positive_int, check_positive_number,
-                   compute_path, recomputes)
+from .base import (Mlp, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
+                   check_positive_int, check_positive_number, compute_path, recomputes)
 
 
 def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> torch.Tensor:
@@ -389,24 +388,19 @@ class FocalNet(StagedBackbone):
                     use_postln=use_postln, use_postln_in_modulation=use_postln_in_modulation,
                     use_layerscale=use_layerscale, normalize_modulator=normalize_modulator,
                     with_cp=with_cp)
-        dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
-        self.patch_embed = PatchEmbed(in_channels, embed_dims, stride=patch_size,
-                                      use_conv_embed=use_conv_embed, is_stem=True,
-                                      norm_cfg=norm_cfg)
-        drop_paths = self.drop_path_rates(depths, drop_path_rate)
-        self.layers = nn.ModuleList()
-        for i in range(NUM_STAGES):
-            blocks = [FocalNetBlock(
-                dims[i], focal_level=focal_levels[i], focal_window=focal_windows[i],
-                mlp_ratio=mlp_ratio, drop=drop_rate, drop_path=rate, use_postln=use_postln,
-                use_postln_in_modulation=use_postln_in_modulation,
+
+        def block(i: int, dims: int, drop_path: float) -> FocalNetBlock:
+            return FocalNetBlock(
+                dims, focal_level=focal_levels[i], focal_window=focal_windows[i],
+                mlp_ratio=mlp_ratio, drop=drop_rate, drop_path=drop_path,
+                use_postln=use_postln, use_postln_in_modulation=use_postln_in_modulation,
                 normalize_modulator=normalize_modulator, use_layerscale=use_layerscale,
                 layerscale_value=layerscale_value, norm_cfg=norm_cfg)
-                for rate in drop_paths[i]]
-            downsample = PatchEmbed(
-                dims[i], dims[i + 1], stride=2, use_conv_embed=use_conv_embed, is_stem=False,
-                norm_cfg=norm_cfg) if i < NUM_STAGES - 1 else None
-            self.layers.append(Stage(blocks, downsample, with_cp=with_cp))
+
+        dims = self._build_stages(
+            block, in_channels=in_channels, embed_dims=embed_dims, depths=depths,
+            patch_size=patch_size, use_conv_embed=use_conv_embed, norm_cfg=norm_cfg,
+            drop_path_rate=drop_path_rate, with_cp=with_cp)
         self.apply(self._init_default)
         self._finish_init(dims, norm_cfg)
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 
 from ...compat import Size, autocast_enabled, is_tracing
@@ -248,6 +249,30 @@ class Mlp(nn.Module):
             return GeluMlp.apply(x, self.fc1.weight, self.fc1.bias, self.fc2.weight,
                                  self.fc2.bias)
         return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class ResidualBlock(nn.Module):
+    """What a block of either backbone has after its token mixer (focal modulation, focal
+    attention): ``drop_path``, ``norm2`` and ``mlp``, the layer-scale parameters ``gamma_1``
+    and ``gamma_2``, and the residual sum of a branch."""
+
+    def _add_mlp(self, dims: int, *, mlp_ratio: float, drop: float, drop_path: float,
+                 use_layerscale: bool, layerscale_value: float, norm_cfg: dict) -> None:
+        """Build drop path, ``norm2``, the MLP (hidden width ``dims * mlp_ratio``) and, with
+        ``use_layerscale``, the gammas (``layerscale_value`` everywhere); the mixer's
+        modules are built before, so that they initialise in the same order as ever."""
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = build_norm_layer(norm_cfg, dims)[1]
+        self.mlp = Mlp(dims, int(dims * mlp_ratio), drop=drop)
+        self.gamma_1 = self.gamma_2 = None
+        if use_layerscale:
+            self.gamma_1 = nn.Parameter(layerscale_value * torch.ones(dims))
+            self.gamma_2 = nn.Parameter(layerscale_value * torch.ones(dims))
+
+    def residual(self, x: torch.Tensor, y: torch.Tensor,
+                 gamma: Optional[torch.Tensor]) -> torch.Tensor:
+        """x + drop_path(gamma * y) (without layer scale: x + drop_path(y)), (B, H, W, C)."""
+        return x + self.drop_path(y if gamma is None else gamma * y)
 
 
 class Stage(nn.Module):

@@ -25,12 +25,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 
 from ...compat import Size, feature_size, is_tracing
 from ...registry import register_backbone
-from .base import (Mlp, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
+from .base import (ResidualBlock, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
                    check_positive_int, check_positive_number, is_int, known_zero, padding,
                    recomputes, row_chunks)
 
@@ -372,7 +371,7 @@ class FocalAttention(nn.Module):
         return self.proj_drop(self.proj(out.reshape(batch, height, width, dims)))
 
 
-class FocalTransformerBlock(nn.Module):
+class FocalTransformerBlock(ResidualBlock):
     """Focal self-attention + MLP with pre-norm residuals on (B, H, W, C).
 
     The pooled maps are computed from ``norm1(x)`` zero-padded to multiples of the
@@ -404,13 +403,9 @@ class FocalTransformerBlock(nn.Module):
             self.pool_layers.append(
                 nn.Linear(cell * cell, 1) if pool_method == 'fc' else
                 nn.Conv2d(dims, dims, cell, stride=cell, groups=dims))
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = build_norm_layer(norm_cfg, dims)[1]
-        self.mlp = Mlp(dims, int(dims * mlp_ratio), drop=drop)
-        self.gamma_1 = self.gamma_2 = None
-        if use_layerscale:
-            self.gamma_1 = nn.Parameter(layerscale_value * torch.ones(dims))
-            self.gamma_2 = nn.Parameter(layerscale_value * torch.ones(dims))
+        self._add_mlp(dims, mlp_ratio=mlp_ratio, drop=drop, drop_path=drop_path,
+                      use_layerscale=use_layerscale, layerscale_value=layerscale_value,
+                      norm_cfg=norm_cfg)
 
     def pool(self, x: torch.Tensor, level: int) -> torch.Tensor:
         """(B, H, W, C) -> (B, ceil(H / s_w), ceil(W / s_w), C), s_w = window * 2**level."""
@@ -439,9 +434,8 @@ class FocalTransformerBlock(nn.Module):
                            x.device)
         y = self.norm1(x)
         y = self.attn(y, [self.pool(y, k) for k in range(self.pooled_levels)], layout)
-        x = x + self.drop_path(y if self.gamma_1 is None else self.gamma_1 * y)
-        y = self.mlp(self.norm2(x))
-        return x + self.drop_path(y if self.gamma_2 is None else self.gamma_2 * y)
+        x = self.residual(x, y, self.gamma_1)
+        return self.residual(x, self.mlp(self.norm2(x)), self.gamma_2)
 
 
 # ----------------------------------------------------------------------------- backbone

@@ -11,12 +11,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model.weight_init import trunc_normal_
 
 from ...compat import is_tracing, static_int
 from ...registry import register_backbone
-from .base import (Mlp, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
+from .base import (ResidualBlock, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
                    check_positive_int, check_positive_number, compute_path, recomputes)
 
 
@@ -274,7 +273,7 @@ class FocalModulation(nn.Module):
         return self.proj_drop(self.proj(out))
 
 
-class FocalNetBlock(nn.Module):
+class FocalNetBlock(ResidualBlock):
     """Focal modulation + MLP with residuals on (B, H, W, C).
 
     Pre-norm: x + gamma_1 * mod(norm1(x)); with ``use_postln``: x + gamma_1 * norm1(mod(x)).
@@ -292,17 +291,12 @@ class FocalNetBlock(nn.Module):
             dims, focal_level=focal_level, focal_window=focal_window, proj_drop=drop,
             use_postln_in_modulation=use_postln_in_modulation,
             normalize_modulator=normalize_modulator)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.norm2 = build_norm_layer(norm_cfg, dims)[1]
-        self.mlp = Mlp(dims, int(dims * mlp_ratio), drop=drop)
-        self.gamma_1 = self.gamma_2 = None
-        if use_layerscale:
-            self.gamma_1 = nn.Parameter(layerscale_value * torch.ones(dims))
-            self.gamma_2 = nn.Parameter(layerscale_value * torch.ones(dims))
+        self._add_mlp(dims, mlp_ratio=mlp_ratio, drop=drop, drop_path=drop_path,
+                      use_layerscale=use_layerscale, layerscale_value=layerscale_value,
+                      norm_cfg=norm_cfg)
 
     def _residual(self, x, branch, norm, gamma):
-        y = norm(branch(x)) if self.use_postln else branch(norm(x))
-        return x + self.drop_path(y if gamma is None else gamma * y)
+        return self.residual(x, norm(branch(x)) if self.use_postln else branch(norm(x)), gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._residual(x, self.modulation, self.norm1, self.gamma_1)

@@ -78,9 +78,9 @@ def test_compute_paths_by_device_type():
     """Recomputation everywhere; focal convolutions channels-last on the CPU only; device
     types without an entry take CUDA's path."""
     assert compute_path(torch.device('cpu')) == ComputePath(
-        recompute=True, channels_last_convs=True, chunk_bytes=2**22, matmul_weight_grad=True)
+        recompute=True, channels_last_convs=True, chunk_bytes=2**22, forward_weight_grad=True)
     assert compute_path(torch.device('cuda')) == ComputePath(
-        recompute=True, channels_last_convs=False, chunk_bytes=None, matmul_weight_grad=False)
+        recompute=True, channels_last_convs=False, chunk_bytes=None, forward_weight_grad=False)
     assert compute_path(torch.device('meta')) is COMPUTE_PATHS['cuda']
 
 

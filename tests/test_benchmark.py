@@ -77,7 +77,7 @@ def test_set_path_sets_the_devices_compute_path(monkeypatch):
     monkeypatch.setitem(benchmark.base.COMPUTE_PATHS, 'cuda', benchmark.base.COMPUTE_PATHS['cuda'])
     benchmark.set_path('cuda', 'autograd/nhwc')
     assert benchmark.base.COMPUTE_PATHS['cuda'] == benchmark.base.ComputePath(
-        recompute=False, channels_last_convs=True, chunk_bytes=None, matmul_weight_grad=False)
+        recompute=False, channels_last_convs=True, chunk_bytes=None, forward_weight_grad=False)
 
 
 def test_one_table_per_precision_with_a_row_per_path():

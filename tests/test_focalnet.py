@@ -10,7 +10,7 @@ from mmfocal.models.backbones import focalnet
 from mmfocal.models.backbones.base import COMPUTE_PATHS
 from mmfocal.models.backbones.focalnet import (FocalContext, FocalNet, aten_conv_backward,
                                                conv_format, depthwise_weight_grad,
-                                               matmul_conv_backward)
+                                               forward_conv_backward)
 
 from _steps import AMP_CASES, PATHS, check_amp_step, check_cuda_equals_cpu
 
@@ -295,7 +295,7 @@ def test_depthwise_weight_grad_equals_autograd(kernel, width):
                                rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize('backward', [aten_conv_backward, matmul_conv_backward])
+@pytest.mark.parametrize('backward', [aten_conv_backward, forward_conv_backward])
 @pytest.mark.parametrize('kernel', [3, 11])
 def test_conv_backward_formulations_equal_autograd(backward, kernel):
     x = torch.randn(2, 9, 7, 5, dtype=torch.float64).permute(0, 3, 1, 2)
@@ -308,7 +308,7 @@ def test_conv_backward_formulations_equal_autograd(backward, kernel):
         torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize('backward', [aten_conv_backward, matmul_conv_backward])
+@pytest.mark.parametrize('backward', [aten_conv_backward, forward_conv_backward])
 def test_focal_context_gradcheck(backward, monkeypatch):
     """The hand-written backward of the focal levels, on channels-last views of one
     projection as the model calls it, with either formulation of the convolutions'
@@ -328,21 +328,21 @@ def test_focal_context_gradcheck(backward, monkeypatch):
     assert torch.autograd.gradcheck(focal_context, (projection, *weights))
 
 
-@pytest.mark.parametrize('matmul', [True, False])
-def test_weight_gradient_formulation_follows_the_compute_path(matmul, monkeypatch):
-    """depthwise_conv_backward takes the formulation ComputePath.matmul_weight_grad names
-    on the device (the CPU's default: matrix products), with the same gradients."""
+@pytest.mark.parametrize('forward', [True, False])
+def test_weight_gradient_formulation_follows_the_compute_path(forward, monkeypatch):
+    """depthwise_conv_backward takes the formulation ComputePath.forward_weight_grad names
+    on the device (the CPU's default: convolution forwards), with the same gradients."""
     calls = []
-    for name in ('aten_conv_backward', 'matmul_conv_backward'):
+    for name in ('aten_conv_backward', 'forward_conv_backward'):
         monkeypatch.setattr(focalnet, name, lambda *args, f=getattr(focalnet, name), n=name:
                             calls.append(n) or f(*args))
     monkeypatch.setitem(COMPUTE_PATHS, 'cpu', dataclasses.replace(
-        COMPUTE_PATHS['cpu'], matmul_weight_grad=matmul))
+        COMPUTE_PATHS['cpu'], forward_weight_grad=forward))
     x, grad = torch.randn(2, 4, 6, 5, dtype=torch.float64), torch.randn(2, 4, 6, 5,
                                                                         dtype=torch.float64)
     weight = torch.randn(4, 1, 3, 3, dtype=torch.float64)
     got = focalnet.depthwise_conv_backward(x, grad, weight)
-    assert calls == ['matmul_conv_backward' if matmul else 'aten_conv_backward']
+    assert calls == ['forward_conv_backward' if forward else 'aten_conv_backward']
     for a, b in zip(got, aten_conv_backward(x, grad, weight)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 

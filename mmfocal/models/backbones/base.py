@@ -45,14 +45,14 @@ class ComputePath:
             for chunks of tokens or windows of about this many bytes, which an allocator
             without a cache of its own reuses while they are in cache, instead of a fresh
             mapping per call; None: for the whole map at once (one kernel each).
-        matmul_weight_grad (bool): ``FocalContext`` takes the focal kernels' weight
-            gradients from batched matrix products (``depthwise_weight_grad``); else from
-            PyTorch's convolution backward.
+        forward_weight_grad (bool): ``FocalContext`` takes the focal kernels' weight
+            gradients from a depthwise convolution forward (``depthwise_weight_grad``);
+            else from PyTorch's convolution backward.
     """
     recompute: bool = True
     channels_last_convs: bool = True
     chunk_bytes: Optional[int] = None
-    matmul_weight_grad: bool = True
+    forward_weight_grad: bool = True
 
 
 #: The :class:`ComputePath` of each device type (the 'cuda' entry for device types without
@@ -61,7 +61,7 @@ class ComputePath:
 COMPUTE_PATHS = {'cpu': ComputePath(recompute=True, channels_last_convs=True,
                                     chunk_bytes=2**22),
                  'cuda': ComputePath(recompute=True, channels_last_convs=False,
-                                     matmul_weight_grad=False)}
+                                     forward_weight_grad=False)}
 
 
 def compute_path(device: torch.device) -> ComputePath:

@@ -24,41 +24,23 @@ def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> t
 
     x, grad: (B, C, H, W), any strides (here views of channels-last memory) -> (C, 1, k, k).
 
-    dW[c, i, j] = sum over b, y, x of grad[b, c, y, x] * x_pad[b, c, y + i, x + j]. The
-    columns are cut into tiles of T; per channel and image, the input's tiles with their
-    k - 1 halo columns (rows (y, tile), T + k - 1 columns) and the gradient's tiles (the
-    same rows, T columns) make one matrix product per row offset i, whose diagonals summed
-    give the k column offsets j. Both operands are (B * C, H, W)-ordered copies of x and
-    grad (one transposition each; the gradient's tiles are a view of its copy), and the k
-    products are batched matrix multiplications over B * C, so the weight gradient runs at
-    matrix-multiplication speed instead of that of the generic depthwise convolution
-    backward.
+    dW[c, i, j] = sum over b, y, x of grad[b, c, y, x] * x_pad[b, c, y + i, x + j]: per
+    plane (b, c), the correlation of the padded input (H + k - 1, W + k - 1) with the
+    gradient (H, W) at the k x k offsets, which is the forward of a depthwise convolution of
+    B * C groups whose kernels are the gradient's planes, summed over the images. Input and
+    gradient are copied once each to (H, W, B, C) memory (channels-last planes, the layout of
+    the forward convolutions; no transposition for B = 1), so the weight gradient runs at
+    the speed of the forward convolution instead of that of the generic depthwise
+    convolution backward.
     """
     batch, dims, height, width = x.shape
     pad, planes = kernel // 2, batch * dims
-    tiles = -(-width // 16)
-    tile = -(-width // tiles)
-    halo = tile + kernel - 1
-    # input (B * C, H + k - 1, tiles * T + k - 1) -> tiles (B * C, H + k - 1, tiles, T + k - 1)
-    padded = x.new_zeros(batch, dims, height + kernel - 1, tiles * tile + kernel - 1)
-    padded[:, :, pad:pad + height, pad:pad + width] = x
-    cols = padded.view(planes, height + kernel - 1, -1).unfold(2, halo, tile).contiguous()
-    # gradient tiles: (B * C, H * tiles, T)
-    if tiles * tile == width:
-        rows = grad.contiguous()
-    else:
-        rows = grad.new_zeros(batch, dims, height, tiles * tile)
-        rows[..., :width] = grad
-    rows = rows.view(planes, height * tiles, tile)
-    prods = x.new_empty(kernel, planes, halo, tile)
-    for i in range(kernel):
-        shifted = cols[:, i:i + height].reshape(planes, height * tiles, halo)
-        torch.bmm(shifted.transpose(1, 2), rows, out=prods[i])
-    prods = prods.view(kernel, batch, dims, halo, tile).sum(1)
-    # dW[c, i, j] = sum over t of prods[i, c, t + j, t]
-    diagonals = prods.as_strided((kernel, dims, kernel, tile),
-                                 (dims * halo * tile, halo * tile, tile, tile + 1))
-    return diagonals.sum(3).transpose(0, 1).unsqueeze(1)
+    padded = x.new_zeros(height + 2 * pad, width + 2 * pad, batch, dims)
+    padded[pad:pad + height, pad:pad + width] = x.permute(2, 3, 0, 1)
+    planes_first = padded.view(1, height + 2 * pad, width + 2 * pad, planes).permute(0, 3, 1, 2)
+    kernels = grad.permute(2, 3, 0, 1).reshape(height, width, planes).permute(2, 0, 1)
+    out = F.conv2d(planes_first, kernels.unsqueeze(1), groups=planes)
+    return out.reshape(batch, dims, kernel, kernel).sum(0).unsqueeze(1)
 
 
 def conv_format(x: torch.Tensor) -> torch.memory_format:
@@ -81,16 +63,16 @@ def depthwise_conv(x: torch.Tensor, weight: torch.Tensor, flip: bool = False) ->
                     groups=static_int(weight.shape[0]))
 
 
-def matmul_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
+def forward_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
     """Gradients (input (B, C, H, W), weight (C, 1, k, k)) of ``depthwise_conv(x, weight)``
-    for its output gradient grad (B, C, H, W): the flipped kernel's convolution and
-    :func:`depthwise_weight_grad`."""
+    for its output gradient grad (B, C, H, W), both by convolution forwards: the flipped
+    kernel's convolution of grad and :func:`depthwise_weight_grad`."""
     return (depthwise_conv(grad, weight, flip=True),
             depthwise_weight_grad(x, grad, weight.shape[-1]))
 
 
 def aten_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
-    """The same gradients as :func:`matmul_conv_backward`, by PyTorch's convolution
+    """The same gradients as :func:`forward_conv_backward`, by PyTorch's convolution
     backward, in :func:`conv_format`."""
     fmt, pad = conv_format(x), weight.shape[-1] // 2
     grad_input, grad_weight, _ = torch.ops.aten.convolution_backward(
@@ -102,14 +84,13 @@ def aten_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor
 
 def depthwise_conv_backward(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor):
     """Gradients (input, weight) of ``depthwise_conv(x, weight)`` for the output gradient
-    grad, x and grad (B, C, H, W), weight (C, 1, k, k): by :func:`matmul_conv_backward`
-    where the device's :attr:`~.base.ComputePath.matmul_weight_grad` says so (the CPU:
-    oneDNN's depthwise weight gradient is several times slower on some CPUs; where it is
-    faster a whole step gains a few percent, and a choice timed at run time would make runs
-    differ at float rounding, which resumed training must not), else by PyTorch's
-    convolution backward."""
-    if compute_path(x.device).matmul_weight_grad:
-        return matmul_conv_backward(x, grad, weight)
+    grad, x and grad (B, C, H, W), weight (C, 1, k, k): by :func:`forward_conv_backward`
+    where the device's :attr:`~.base.ComputePath.forward_weight_grad` says so (the CPU:
+    oneDNN's depthwise weight gradient is several times slower than its forward; a choice
+    timed at run time would make runs differ at float rounding, which resumed training must
+    not), else by PyTorch's convolution backward."""
+    if compute_path(x.device).forward_weight_grad:
+        return forward_conv_backward(x, grad, weight)
     return aten_conv_backward(x, grad, weight)
 
 

@@ -8,6 +8,7 @@ registry, so a backbone must be registered in each of them to be found by
 import importlib
 
 TOOLBOXES = ('mmdet', 'mmseg')
+_BACKBONES = {}  # name -> the class registered last under it
 
 
 def toolbox_of(cfg) -> str:
@@ -51,7 +52,13 @@ def register_backbone(cls):
             f'{cls.__name__}; neither could be imported.')
     for registry in registries:
         _register(registry, cls)
+    _BACKBONES[cls.__name__] = cls
     return cls
+
+
+def registered_backbones() -> list:
+    """mmfocal's backbone classes, in the order they were registered."""
+    return list(_BACKBONES.values())
 
 
 def register_hook(cls):

@@ -15,10 +15,13 @@ tables. Per stage, one picture with a row per head: the window's own table
 ((w + s_r - 1) x (w + s_r - 1)) of one block; and an overview with one row per stage and
 one tile per head of the first pooled level. These are parameters: no image is needed.
 
-Pictures are BGR ``uint8`` arrays (H, W, 3).
+Pictures are BGR ``uint8`` arrays (H, W, 3). A backbone class names what is drawn of it in
+its ``pictures`` attribute, a key of :data:`DRAWINGS`; the tool and the hook draw through
+:func:`drawing_of` and name no backbone.
 """
 import math
 import re
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import cv2
@@ -28,7 +31,6 @@ import torch.nn.functional as F
 
 TILE = 112  # pixels per position-bias tile
 CAPTION = 18  # pixels of caption above a panel tile
-BACKBONES = ('FocalNet', 'FocalTransformer')
 
 
 def check_index(option: str, index: int, length: int, where: str = '') -> None:
@@ -197,3 +199,58 @@ def focal_transformer_pictures(backbone, stages: Optional[List[int]] = None,
     pictures['focal_transformer_heads'] = np.vstack(
         [np.hstack(row + [blank] * (width - len(row))) for row in overview])
     return pictures
+
+
+# ----------------------------------------------------------------------- what is drawn
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """The pictures of one kind of backbone.
+
+    Attributes:
+        needs_image (bool): the pictures show a run of the model on an image (else its
+            parameters, and no image is taken).
+        draw: ``draw(backbone, run, image, stages, block)`` -> {name: picture}; ``run``
+            runs the whole model once on ``image`` and returns its data sample; ``stages``
+            None is the drawing's default.
+        logged (tuple): (name, picture) pairs that the training hook logs; empty: all.
+        what (str): what the pictures show, for messages.
+    """
+    needs_image: bool
+    draw: Callable
+    logged: Tuple[Tuple[str, str], ...]
+    what: str
+
+
+def _draw_modulation(backbone, run, image, stages, block):
+    captured = capture_focalnet(backbone, run, image.shape[:2], stages or [-1], block)
+    return focalnet_pictures(image, captured)
+
+
+def _draw_bias_tables(backbone, run, image, stages, block):
+    return focal_transformer_pictures(backbone, stages, block)
+
+
+#: what a backbone class's ``pictures`` attribute may name
+DRAWINGS = {
+    'gates_and_modulator': Drawing(
+        needs_image=True, draw=_draw_modulation, logged=(('focalnet_maps', 'focalnet'), ),
+        what="the gates and the modulator of one block per stage over an image"),
+    'position_bias_tables': Drawing(
+        needs_image=False, draw=_draw_bias_tables, logged=(),
+        what='its position-bias tables, which do not depend on an image'),
+}
+
+
+def drawing_of(backbone) -> Drawing:
+    """The :class:`Drawing` that ``backbone``'s class names in ``pictures``."""
+    kind = getattr(type(backbone), 'pictures', None)
+    if kind not in DRAWINGS:
+        from .registry import registered_backbones
+        drawn = sorted(cls.__name__ for cls in registered_backbones()
+                       if getattr(cls, 'pictures', None) in DRAWINGS)
+        raise ValueError(f'{type(backbone).__name__} has no pictures (a class attribute '
+                         f'`pictures` naming one of {sorted(DRAWINGS)}); the backbones '
+                         f'drawn: {drawn}')
+    return DRAWINGS[kind]

@@ -5,9 +5,13 @@ import re
 import pytest
 import torch
 
+from mmfocal.models.backbones.base import StagedBackbone
+from mmfocal.models.backbones.focal_transformer import FocalTransformer
 from mmfocal.models.backbones.focalnet import FocalNet
-from mmfocal.models.checkpoint import (CheckpointError, LoadReport, adapt_state_dict,
-                                       load_pretrained, to_authors_layout, unwrap)
+from mmfocal.models.checkpoint import (Adaptation, CheckpointError, CheckpointRules, LoadReport,
+                                       adapt_state_dict, detect_layout, expected_gap,
+                                       known_rules, load_pretrained, rules_of,
+                                       to_authors_layout, unwrap)
 
 from test_focalnet import reference_forward
 
@@ -472,3 +476,63 @@ def test_non_finite_checkpoint_is_refused_naming_the_tensor(tmp_path, bad):
 def test_bad_pretrained_init_cfg(init_cfg, match):
     with pytest.raises(ValueError, match=match):
         FocalNet(**SMALL, init_cfg=init_cfg)
+
+
+# ------------------------------------------------- rules declared by the backbones
+
+
+class ScaledFocalNet(FocalNet):
+    """A backbone of its own rules only: its ``proj`` weights load scaled by 2 from a
+    checkpoint whose ``proj`` has half as many input columns (a rule no other model has)."""
+    checkpoint_rules = FocalNet.checkpoint_rules + CheckpointRules(adaptations=(Adaptation(
+        key=r'\.modulation\.proj\.weight$', what='doubled projections',
+        fits=lambda value, shape: value.shape[0] == shape[0] and 2 * value.shape[1] == shape[1],
+        adapt=lambda value, shape, key: value.repeat(1, 2),
+        how=lambda value, shape: 'columns repeated'), ))
+
+
+def test_a_backbone_declares_its_own_adaptations(tmp_path):
+    """load_pretrained applies what the model's class declares, no more: the same
+    checkpoint loads into the class that declares the rule and is refused by FocalNet."""
+    sd = imagenet_state_dict()
+    key = 'layers.0.blocks.0.modulation.proj.weight'
+    sd[key] = sd[key][:, :8].clone()
+    path = save(tmp_path, sd)
+    model = ScaledFocalNet(**SMALL, init_cfg=dict(type='Pretrained', checkpoint=path))
+    report = load_pretrained(model, path)
+    torch.testing.assert_close(model.state_dict()[key], sd[key].repeat(1, 2))
+    assert any(line.startswith(f'{key}: (16, 8) -> (16, 16) columns repeated')
+               for line in report.adapted)
+    with pytest.raises(CheckpointError, match=r'Only focal kernels, focal-level gates are '
+                                              r'adapted'):
+        build_loaded(path)
+
+
+def test_rules_of_the_backbones_and_of_a_checkpoint_without_a_model():
+    """Each backbone extends StagedBackbone's rules; without a model every registered
+    backbone's rules apply (a Focal Transformer buffer is dropped, a timm FocalNet key
+    converted), while FocalNet's own rules know no Focal Transformer table."""
+    base = StagedBackbone.checkpoint_rules
+    for cls in (FocalNet, FocalTransformer):
+        assert set(base.expected_gaps) <= set(cls.checkpoint_rules.expected_gaps)
+        assert rules_of(cls.__new__(cls)) is cls.checkpoint_rules
+    known = known_rules()
+    assert known.dropped('layers.0.blocks.0.attn.relative_position_index') is not None
+    assert FocalNet.checkpoint_rules.dropped(
+        'layers.0.blocks.0.attn.relative_position_index') is None
+    assert detect_layout({'stem.proj.weight': torch.zeros(1)}) == 'timm'
+    assert detect_layout({'stem.proj.weight': torch.zeros(1)},
+                         FocalTransformer.checkpoint_rules) == 'authors'
+    table = 'layers.0.blocks.0.attn.relative_position_bias_table_to_neighbors'
+    assert expected_gap(table, {}, {}, FocalTransformer.checkpoint_rules)
+    assert not expected_gap(table, {}, {}, FocalNet.checkpoint_rules)
+
+
+def test_the_checkpoint_machinery_names_no_backbone():
+    """What is a backbone's own (class names, module names of its keys) lives in its module."""
+    import mmfocal.models.checkpoint as checkpoint
+    with open(checkpoint.__file__) as f:
+        code = re.sub(r'"""(.|\n)*?"""', '', f.read())  # docstrings may give examples
+    for word in ('FocalNet', 'FocalTransformer', 'modulation', 'relative_position',
+                 'focal_layers', 'stem.', 'encoder.stages'):
+        assert word not in code, word

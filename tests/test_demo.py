@@ -166,7 +166,7 @@ def test_focalnet_pictures_have_the_image_size(focalnet_detector, tmp_path, size
     image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     path = str(tmp_path / 'img.png')
     cv2.imwrite(path, image)
-    written = visualize_focal.draw_focalnet(model, scope, [path], str(tmp_path), stages, -1)
+    written = visualize_focal.draw(model, scope, [path], str(tmp_path), stages, -1)
     levels = model.backbone.layers[-1].blocks[-1].modulation.focal_level
     names = []
     for stage in stages:

@@ -120,3 +120,24 @@ def test_focalnet_maps_need_a_validation_set(ade, tmp_path):
     cfg.experiment_name = cfg.visualizer.name = 'no_val'
     with pytest.raises(ValueError, match='needs val_dataloader and val_cfg'):
         Runner.from_cfg(cfg).train()
+
+
+def test_what_is_drawn_is_what_the_backbone_declares():
+    """Each backbone names its drawing; one that names none is refused with the choices, and
+    the drawing code (module, hook, tool) names no backbone."""
+    import re
+
+    from mmfocal.models.backbones import FocalNet, FocalTransformer
+    from mmfocal.visualization import DRAWINGS, drawing_of
+    assert drawing_of(FocalNet.__new__(FocalNet)).needs_image
+    assert not drawing_of(FocalTransformer.__new__(FocalTransformer)).needs_image
+    with pytest.raises(ValueError, match=r"Module has no pictures .*'gates_and_modulator', "
+                                         r"'position_bias_tables'.*\['FocalNet', "
+                                         r"'FocalTransformer'\]"):
+        drawing_of(torch.nn.Module())
+    assert sorted(DRAWINGS) == ['gates_and_modulator', 'position_bias_tables']
+    for path in ('mmfocal/visualization.py', 'mmfocal/engine/focal_maps_hook.py',
+                 'tools/analysis/visualize_focal.py'):
+        with open(osp.join(ROOT, path)) as f:
+            code = re.sub(r'"""(.|\n)*?"""', '', f.read())
+        assert not re.search(r"'Focal ?(Net|Transformer)'", code), path

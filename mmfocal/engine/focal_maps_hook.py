@@ -10,8 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ..registry import register_hook
-from ..visualization import (BACKBONES, capture_focalnet, check_index, focal_transformer_pictures,
-                             focalnet_pictures)
+from ..visualization import check_index, drawing_of
 
 
 @register_hook
@@ -20,6 +19,7 @@ class FocalMapsHook(Hook):
     pictures and hand them to the runner's visualizer (``add_image``), so that they land
     in the config's visualisation backends (local files, TensorBoard, W&B...).
 
+    What the backbone's class names in ``pictures`` (:func:`mmfocal.visualization.drawing_of`).
     FocalNet: the panel of gates and modulator of one block per stage over a fixed image of
     the validation set, run through the validation pipeline and ``model.test_step``.
     Focal Transformer: the position-bias tables of every stage.
@@ -49,10 +49,7 @@ class FocalMapsHook(Hook):
         self.stages = None if stages is None else list(stages)
 
     def before_train(self, runner) -> None:
-        kind = type(self._model(runner).backbone).__name__
-        if kind not in BACKBONES:
-            raise ValueError(f'FocalMapsHook draws {BACKBONES} backbones; the model has {kind}')
-        if kind == 'FocalNet':
+        if drawing_of(self._model(runner).backbone).needs_image:
             dataset = self._val_dataset(runner)
             check_index('FocalMapsHook image_index', self.image_index, len(dataset))
 
@@ -80,15 +77,15 @@ class FocalMapsHook(Hook):
         return pictures
 
     def _pictures(self, runner, model) -> Dict[str, np.ndarray]:
-        if type(model.backbone).__name__ == 'FocalTransformer':
-            return focal_transformer_pictures(model.backbone, self.stages, self.block)
-        from mmengine.dataset import pseudo_collate
-        dataset = self._val_dataset(runner)
-        image = cv2.imread(dataset.get_data_info(self.image_index)['img_path'])
-        batch = pseudo_collate([dataset[self.image_index]])
-        captured = capture_focalnet(model.backbone, lambda: model.test_step(batch)[0],
-                                    image.shape[:2], self.stages or [-1], self.block)
-        return {'focalnet_maps': focalnet_pictures(image, captured)['focalnet']}
+        drawing, image, batch = drawing_of(model.backbone), None, None
+        if drawing.needs_image:
+            from mmengine.dataset import pseudo_collate
+            dataset = self._val_dataset(runner)
+            image = cv2.imread(dataset.get_data_info(self.image_index)['img_path'])
+            batch = pseudo_collate([dataset[self.image_index]])
+        pictures = drawing.draw(model.backbone, lambda: model.test_step(batch)[0], image,
+                                self.stages, self.block)
+        return {name: pictures[picture] for name, picture in drawing.logged} or pictures
 
     @staticmethod
     def _model(runner):

@@ -2,15 +2,17 @@
 
 Used by both backbones (``init_cfg=dict(type='Pretrained', checkpoint=...)``) and by
 ``tools/model_converters``. It reads a checkpoint in any of the known layouts (the
-authors', timm's, Hugging Face's, wrapped or prefixed, whole detectors), brings it to the
-authors' key layout, and adapts what the papers adapt for high resolution:
+authors', another program's, wrapped or prefixed, whole detectors), brings it to the
+authors' key layout, and adapts what the papers adapt for high resolution.
 
-- FocalNet focal kernels are zero-padded at the centre (or centre-cropped) to the model's
-  kernel size;
-- FocalNet's ``modulation.f`` grows for added focal levels: q, ctx and existing level gates
-  are copied, the global gate stays last, the new gates are zero;
-- Focal Transformer position-bias tables are up-sampled bilinearly (``align_corners=False``)
-  to the model's window sizes.
+What is known of a backbone's keys is what its class declares in ``checkpoint_rules``
+(a :class:`CheckpointRules`): the first names of its keys, the classification-only keys
+and size-dependent buffers of released checkpoints (dropped), the :class:`Adaptation` s of
+tensors whose shape may differ (built from this module's kernel padding, focal-level
+growth and bias-table up-sampling), the tensors a released checkpoint may lack (expected
+gaps) and other programs' :class:`WeightLayout` s (timm's, Hugging Face's). This module
+applies them and names no backbone; where no model is given (the converter without a
+config), the rules of every registered backbone apply.
 
 Everything else must match exactly; what cannot be adapted raises :class:`CheckpointError`,
 and so do a checkpoint holding a non-finite value, one that matches no tensor of the model
@@ -24,8 +26,8 @@ import math
 import os
 import os.path as osp
 import re
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field, fields
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -37,23 +39,109 @@ StateDict = Dict[str, torch.Tensor]
 
 WRAPPER_KEYS = ('state_dict', 'model', 'teacher')
 KEY_PREFIXES = ('module.', 'backbone.', 'visual.', 'encoder.')
-# First names of the keys of every known layout: wrapper prefixes are stripped up to them,
-# so that Hugging Face's ``encoder.stages`` is not mistaken for an ``encoder.`` wrapper.
-LAYOUT_ROOTS = re.compile(r'^(patch_embed|layers|norm\d*|head|stem|embeddings|encoder\.stages'
-                          r'|layernorm|classifier|focalnet)\.')
-# Model tensors a released checkpoint may lack: the dense output norms, the neighbour
-# tables of Focal Transformer stages too small for them at 224 (kernels of added focal
-# levels are checked against the checkpoint in :func:`expected_gap`).
-EXPECTED_GAPS = re.compile(r'^norm\d+\.|\.relative_position_bias_table_to_neighbors$')
-CLASSIFIER_KEYS = re.compile(r'^(norm|head)\.')
-# Buffers of the released Focal Transformer that depend on the input size: recomputed.
-SIZE_DEPENDENT_BUFFERS = re.compile(
-    r'\.(relative_position_index\w*|valid_ind_\w+|attn_mask\w*|window_mask\w*)$')
-FOCAL_KERNEL = re.compile(r'\.modulation\.focal_layers\.\d+\.0\.weight$')
-FOCAL_PROJECTION = re.compile(r'\.modulation\.f\.(weight|bias)$')
-BIAS_TABLE = re.compile(r'\.relative_position_bias_table$')
-BIAS_TABLE_TO_WINDOWS = re.compile(
-    r'\.relative_position_bias_table_to_windows\.\d+$')
+#: a rule's function of (key, authors'-layout checkpoint, model state dict)
+GapRule = Callable[[str, StateDict, StateDict], bool]
+
+
+@dataclass(frozen=True)
+class Adaptation:
+    """A backbone tensor whose shape may differ from the checkpoint's, and how it adapts.
+
+    Attributes:
+        key (str): regular expression searched in the key.
+        what (str): what is adapted, plural ('focal kernels'), for error messages.
+        fits: ``fits(value, shape)``, whether the checkpoint's value can take the model's
+            shape this way.
+        adapt: ``adapt(value, shape, key)`` -> the model's tensor.
+        how: ``how(value, shape)`` -> what the report says was done ('zero-padded ...').
+    """
+    key: str
+    what: str
+    fits: Callable[[torch.Tensor, torch.Size], bool]
+    adapt: Callable[[torch.Tensor, torch.Size, str], torch.Tensor]
+    how: Callable[[torch.Tensor, torch.Size], str]
+
+
+@dataclass(frozen=True)
+class WeightLayout:
+    """Another program's key layout of a backbone's weights, and its way to the authors'.
+
+    Attributes:
+        name (str): e.g. 'timm'.
+        detect (str): regular expression; a checkpoint with a key matching it (from the
+            start) is in this layout.
+        roots (tuple[str]): the first names of its keys (regular expressions), where the
+            stripping of wrapper prefixes stops.
+        renames (tuple): (pattern, replacement) pairs of :func:`re.sub`, applied to every
+            key in order.
+        flatten (str, optional): renamed keys matching it (searched) hold 1x1 convolution
+            weights (out, in, 1, 1) of the model's linear layers: flattened to (out, in).
+    """
+    name: str
+    detect: str
+    roots: Tuple[str, ...]
+    renames: Tuple[Tuple[str, Union[str, Callable]], ...]
+    flatten: Optional[str] = None
+
+    def to_authors(self, state_dict: StateDict) -> StateDict:
+        out = {}
+        for key, value in state_dict.items():
+            for pattern, repl in self.renames:
+                key = re.sub(pattern, repl, key)
+            if self.flatten and re.search(self.flatten, key):
+                value = value.flatten(1)
+            out[key] = value
+        return out
+
+
+@dataclass(frozen=True)
+class CheckpointRules:
+    """What a backbone class declares of its own checkpoint keys, as ``checkpoint_rules``;
+    rules add up (``a + b``), as a backbone's extend those of its base class.
+
+    Attributes:
+        roots (tuple[str]): the first names of its keys in the authors' layout (regular
+            expressions), where the stripping of wrapper prefixes stops.
+        classifier (tuple[str]): keys of the classification model (matched from the
+            start), dropped.
+        recomputed (tuple[str]): buffers of released checkpoints that depend on the input
+            size (searched), dropped: the model computes its own.
+        adaptations (tuple[Adaptation]): tensors whose shape may differ.
+        expected_gaps (tuple): functions ``gap(key, state_dict, target)``: whether the model
+            tensor ``key`` may keep its initialisation when the authors'-layout
+            ``state_dict`` lacks it (``target`` is the model's state dict).
+        layouts (tuple[WeightLayout]): other programs' layouts of its weights.
+    """
+    roots: Tuple[str, ...] = ()
+    classifier: Tuple[str, ...] = ()
+    recomputed: Tuple[str, ...] = ()
+    adaptations: Tuple[Adaptation, ...] = ()
+    expected_gaps: Tuple[GapRule, ...] = ()
+    layouts: Tuple[WeightLayout, ...] = ()
+
+    def __add__(self, other: 'CheckpointRules') -> 'CheckpointRules':
+        return CheckpointRules(**{f.name: tuple(dict.fromkeys(
+            getattr(self, f.name) + getattr(other, f.name))) for f in fields(self)})
+
+    def dropped(self, key: str) -> Optional[str]:
+        """Why a checkpoint key the model lacks is dropped, or None (unexpected)."""
+        if any(re.match(p, key) for p in self.classifier):
+            return 'classification only'
+        if any(re.search(p, key) for p in self.recomputed):
+            return 'size-dependent buffer, recomputed'
+        return None
+
+
+def known_rules() -> CheckpointRules:
+    """The rules of every registered backbone, for a checkpoint read without a model."""
+    from ..registry import registered_backbones
+    return sum((cls.checkpoint_rules for cls in registered_backbones()), CheckpointRules())
+
+
+def rules_of(model: Optional[torch.nn.Module]) -> CheckpointRules:
+    """``model``'s class's ``checkpoint_rules``; without a model (or rules), known_rules()."""
+    rules = getattr(type(model), 'checkpoint_rules', None) if model is not None else None
+    return rules if rules is not None else known_rules()
 
 
 class CheckpointError(ValueError):
@@ -234,8 +322,8 @@ def _read_safetensors(path: str) -> dict:
         raise CheckpointError(f'{path} is not a readable safetensors file: {exc}') from exc
 
 
-def unwrap(checkpoint, prefix: Optional[str] = None,
-           report: Optional[LoadReport] = None) -> StateDict:
+def unwrap(checkpoint, prefix: Optional[str] = None, report: Optional[LoadReport] = None,
+           rules: Optional[CheckpointRules] = None) -> StateDict:
     """Return the backbone's state dict from a loaded checkpoint.
 
     Args:
@@ -244,14 +332,16 @@ def unwrap(checkpoint, prefix: Optional[str] = None,
         prefix: keep only keys under this prefix (stripped). By default, when the
             checkpoint is a whole model with keys under ``backbone.``, only those are
             kept; other prefixes in ``KEY_PREFIXES`` are stripped from a key until it
-            starts like a key of a known layout (``LAYOUT_ROOTS``).
+            starts like a key of a known layout (the roots of ``rules``).
         report: receives one line per group of dropped keys.
+        rules: the model's :class:`CheckpointRules` (default: :func:`known_rules`).
 
     Raises:
         CheckpointError: not a dict of tensors, or a floating-point tensor holding a NaN
             or an infinity (named).
     """
     report = report if report is not None else LoadReport()
+    roots = layout_roots(rules if rules is not None else known_rules())
     while isinstance(checkpoint, dict):
         wrapper = next((k for k in WRAPPER_KEYS if k in checkpoint), None)
         if wrapper is None or isinstance(checkpoint[wrapper], torch.Tensor):
@@ -263,7 +353,7 @@ def unwrap(checkpoint, prefix: Optional[str] = None,
             'not a checkpoint: expected a dict of tensors, possibly under one of '
             f'{WRAPPER_KEYS}, got {type(checkpoint).__name__}')
     check_finite(checkpoint)
-    state_dict = {_strip(k, ('module.', )): v for k, v in checkpoint.items()}
+    state_dict = {_strip(k, ('module.', ), roots): v for k, v in checkpoint.items()}
     if prefix is None and any(k.startswith('backbone.') for k in state_dict):
         prefix = 'backbone.'
     if prefix:
@@ -273,12 +363,20 @@ def unwrap(checkpoint, prefix: Optional[str] = None,
         _report_groups(report, [k for k in state_dict if not k.startswith(prefix)],
                        f'(outside {prefix!r})')
         state_dict = kept
-    return {_strip(k, KEY_PREFIXES): v for k, v in state_dict.items()}
+    return {_strip(k, KEY_PREFIXES, roots): v for k, v in state_dict.items()}
 
 
-def _strip(key: str, prefixes) -> str:
+def layout_roots(rules: CheckpointRules) -> 're.Pattern':
+    """The first names of the keys of every layout ``rules`` know, as one pattern: wrapper
+    prefixes are stripped up to them, so that Hugging Face's ``encoder.stages`` is not
+    mistaken for an ``encoder.`` wrapper."""
+    roots = rules.roots + tuple(r for layout in rules.layouts for r in layout.roots)
+    return re.compile(rf'^({"|".join(roots)})\.')
+
+
+def _strip(key: str, prefixes, roots: 're.Pattern') -> str:
     """Remove leading ``prefixes`` from ``key``, stopping where a known layout begins."""
-    while not LAYOUT_ROOTS.match(key):
+    while not roots.match(key):
         prefix = next((p for p in prefixes if key.startswith(p)), None)
         if prefix is None:
             break
@@ -307,66 +405,24 @@ def _report_groups(report: LoadReport, keys: List[str], why: str) -> None:
 # ------------------------------------------------------------------- other key layouts
 
 
-def detect_layout(state_dict: StateDict) -> str:
-    """'timm', 'huggingface' (``FocalNetModel``, ``FocalNetForImageClassification``,
-    ``FocalNetBackbone``) or 'authors' (also mmdet 2's and mmfocal's own layout)."""
-    if any(k.startswith('stem.proj.') for k in state_dict):
-        return 'timm'
-    if any(re.match(r'^(focalnet\.)?(embeddings\.patch_embeddings|encoder\.stages)\.', k)
-           for k in state_dict):
-        return 'huggingface'
-    return 'authors'
+def detect_layout(state_dict: StateDict, rules: Optional[CheckpointRules] = None) -> str:
+    """The name of the :class:`WeightLayout` of ``rules`` (default :func:`known_rules`)
+    that a key of ``state_dict`` marks, or 'authors' (also mmdet 2's and mmfocal's own)."""
+    layout = _layout(state_dict, rules if rules is not None else known_rules())
+    return layout.name if layout is not None else 'authors'
 
 
-def timm_to_authors(state_dict: StateDict) -> StateDict:
-    """timm's FocalNet layout (NCHW, 1x1 convs, downsample at stage start)."""
-    out = {}
-    for key, value in state_dict.items():
-        key = re.sub(r'^stem\.', 'patch_embed.', key)
-        m = re.match(r'^layers\.(\d+)\.downsample\.(.*)$', key)
-        if m:
-            key = f'layers.{int(m.group(1)) - 1}.downsample.{m.group(2)}'
-        key = key.replace('.ls1.gamma', '.gamma_1').replace('.ls2.gamma', '.gamma_2')
-        key = key.replace('.modulation.norm.', '.modulation.ln.')
-        key = re.sub(r'^head\.fc\.', 'head.', key)
-        if re.search(r'\.(modulation\.(f|proj)|mlp\.fc1|mlp\.fc2)\.weight$', key):
-            value = value.flatten(1)
-        out[key] = value
-    return out
+def _layout(state_dict: StateDict, rules: CheckpointRules) -> Optional[WeightLayout]:
+    return next((layout for layout in rules.layouts
+                 if any(re.match(layout.detect, k) for k in state_dict)), None)
 
 
-def huggingface_to_authors(state_dict: StateDict) -> StateDict:
-    """Hugging Face transformers' layouts: ``FocalNetModel`` (bare keys),
-    ``FocalNetForImageClassification`` and ``FocalNetBackbone`` (under ``focalnet.``)."""
-    rules = [
-        (r'^focalnet\.', ''),
-        (r'^embeddings\.patch_embeddings\.projection\.', 'patch_embed.proj.'),
-        (r'^embeddings\.norm\.', 'patch_embed.norm.'),
-        (r'^encoder\.stages\.(\d+)\.layers\.(\d+)\.', r'layers.\1.blocks.\2.'),
-        (r'^encoder\.stages\.(\d+)\.', r'layers.\1.'),
-        (r'\.downsample\.projection\.', '.downsample.proj.'),
-        (r'\.modulation\.projection_in\.', '.modulation.f.'),
-        (r'\.modulation\.projection_context\.', '.modulation.h.'),
-        (r'\.modulation\.projection_out\.', '.modulation.proj.'),
-        (r'\.modulation\.layernorm\.', '.modulation.ln.'),
-        (r'^layernorm\.', 'norm.'),
-        (r'^classifier\.', 'head.'),
-    ]
-    out = {}
-    for key, value in state_dict.items():
-        for pattern, repl in rules:
-            key = re.sub(pattern, repl, key)
-        out[key] = value
-    return out
-
-
-def to_authors_layout(state_dict: StateDict) -> StateDict:
-    layout = detect_layout(state_dict)
-    if layout == 'timm':
-        return timm_to_authors(state_dict)
-    if layout == 'huggingface':
-        return huggingface_to_authors(state_dict)
-    return state_dict
+def to_authors_layout(state_dict: StateDict,
+                      rules: Optional[CheckpointRules] = None) -> StateDict:
+    """``state_dict`` in the authors' key layout, from whichever :class:`WeightLayout` of
+    ``rules`` (default :func:`known_rules`) it is in."""
+    layout = _layout(state_dict, rules if rules is not None else known_rules())
+    return layout.to_authors(state_dict) if layout is not None else state_dict
 
 
 # --------------------------------------------------------------------------- adaptation
@@ -417,70 +473,62 @@ def resize_bias_table(table: torch.Tensor, numel: int, heads_first: bool) -> tor
     return out if heads_first else out.t().contiguous()
 
 
-def _adapt(key: str, value: torch.Tensor, shape: torch.Size) -> Tuple[torch.Tensor, str]:
+def _adapt(key: str, value: torch.Tensor, shape: torch.Size,
+           rules: CheckpointRules) -> Tuple[torch.Tensor, str]:
     before = tuple(value.shape)
-    if FOCAL_KERNEL.search(key) and value.dim() == 4 and value.shape[:2] == shape[:2]:
-        how = 'zero-padded at the centre' if shape[-1] > value.shape[-1] else 'centre-cropped'
-        return resize_kernel(value, shape[-1]), f'{key}: {before} -> {tuple(shape)} {how}'
-    if FOCAL_PROJECTION.search(key) and value.shape[1:] == shape[1:]:
-        return (grow_focal_levels(value, shape[0], key),
-                f'{key}: {before} -> {tuple(shape)} focal levels added, new gates zero')
-    if BIAS_TABLE_TO_WINDOWS.search(key) and value.shape[0] == shape[0]:
-        return (resize_bias_table(value, shape[1], heads_first=True),
-                f'{key}: {before} -> {tuple(shape)} bilinearly up-sampled')
-    if BIAS_TABLE.search(key) and value.shape[1] == shape[1]:
-        return (resize_bias_table(value, shape[0], heads_first=False),
-                f'{key}: {before} -> {tuple(shape)} bilinearly up-sampled')
+    for rule in rules.adaptations:
+        if re.search(rule.key, key) and rule.fits(value, shape):
+            return (rule.adapt(value, shape, key),
+                    f'{key}: {before} -> {tuple(shape)} {rule.how(value, shape)}')
+    adaptable = ', '.join(dict.fromkeys(rule.what for rule in rules.adaptations)) or 'no tensors'
     raise CheckpointError(
-        f'{key}: the checkpoint has shape {before}, the model {tuple(shape)}. Only focal '
-        'kernels, focal-level gates and position-bias tables are adapted on load; does '
-        'the checkpoint belong to this variant (embed_dims, depths, num_heads)?')
+        f'{key}: the checkpoint has shape {before}, the model {tuple(shape)}. Only '
+        f'{adaptable} are adapted on load; does the checkpoint belong to this variant '
+        '(embed_dims, depths, num_heads)?')
 
 
 def adapt_state_dict(state_dict: StateDict, target: StateDict,
-                     report: Optional[LoadReport] = None) -> Tuple[StateDict, LoadReport]:
-    """Adapt an authors'-layout backbone state dict to a model's state dict ``target``.
+                     report: Optional[LoadReport] = None,
+                     rules: Optional[CheckpointRules] = None) -> Tuple[StateDict, LoadReport]:
+    """Adapt a backbone state dict (any layout of ``rules``, default :func:`known_rules`)
+    to a model's state dict ``target``, by the :class:`Adaptation` s of ``rules``.
 
     Returns the adapted state dict (only keys the model has) and the report, whose
     ``missing`` lists the model keys the checkpoint does not provide.
     """
     report = report if report is not None else LoadReport()
-    state_dict = to_authors_layout(state_dict)
+    rules = rules if rules is not None else known_rules()
+    state_dict = to_authors_layout(state_dict, rules)
     out = {}
     for key, value in state_dict.items():
         if key not in target:
-            if CLASSIFIER_KEYS.match(key):
-                report.dropped.append(f'{key} (classification only)')
-            elif SIZE_DEPENDENT_BUFFERS.search(key):
-                report.dropped.append(f'{key} (size-dependent buffer, recomputed)')
+            why = rules.dropped(key)
+            if why:
+                report.dropped.append(f'{key} ({why})')
             else:
                 report.unexpected.append(key)
             continue
         shape = target[key].shape
         if value.shape != shape:
-            value, line = _adapt(key, value, shape)
+            value, line = _adapt(key, value, shape, rules)
             report.adapted.append(line)
         out[key] = value.to(target[key].dtype)
     report.missing = [k for k in target if k not in out]
     return out, report
 
 
-def expected_gap(key: str, state_dict: StateDict, target: StateDict) -> bool:
+def expected_gap(key: str, state_dict: StateDict, target: StateDict,
+                 rules: Optional[CheckpointRules] = None) -> bool:
     """Whether the model tensor ``key`` may keep its initialisation when loading the
-    authors'-layout ``state_dict``: a dense output norm ``norm{i}``, a Focal Transformer
-    neighbour table (the released 224 models lack stage 3's), or the kernel of a focal
-    level the checkpoint does not have (its ``modulation.f`` has fewer rows)."""
-    if EXPECTED_GAPS.search(key):
-        return True
-    if FOCAL_KERNEL.search(key):
-        f_key = key.split('.modulation.')[0] + '.modulation.f.weight'
-        return f_key in state_dict and f_key in target and \
-            state_dict[f_key].shape[0] < target[f_key].shape[0]
-    return False
+    authors'-layout ``state_dict``: one of the expected gaps of ``rules`` (default
+    :func:`known_rules`), e.g. a dense output norm ``norm{i}``."""
+    rules = rules if rules is not None else known_rules()
+    return any(gap(key, state_dict, target) for gap in rules.expected_gaps)
 
 
 def check_complete(report: LoadReport, state_dict: StateDict, target: StateDict,
-                   loaded: StateDict, strict: bool = True, logger='current') -> None:
+                   loaded: StateDict, strict: bool = True, logger='current',
+                   rules: Optional[CheckpointRules] = None) -> None:
     """Raise when nothing was loaded, or (``strict``) when a tensor of the stem or of the
     stages would keep its initialisation beyond :func:`expected_gap`; warn otherwise."""
     if not loaded:
@@ -488,8 +536,9 @@ def check_complete(report: LoadReport, state_dict: StateDict, target: StateDict,
             'the checkpoint matches no tensor of the model (an unknown key layout?). '
             f'Checkpoint keys: {_sample(state_dict)}; the model expects keys like '
             f'{_sample(target)}')
-    converted = to_authors_layout(state_dict)
-    left = [k for k in report.missing if not expected_gap(k, converted, target)]
+    rules = rules if rules is not None else known_rules()
+    converted = to_authors_layout(state_dict, rules)
+    left = [k for k in report.missing if not expected_gap(k, converted, target, rules)]
     if not left:
         return
     message = (f'{len(left)} tensors of the model would keep their initialisation: '
@@ -509,16 +558,17 @@ def _sample(keys, count: int = 5) -> str:
 
 def load_pretrained(model: torch.nn.Module, checkpoint: str, prefix: Optional[str] = None,
                     strict: bool = True, logger='current') -> LoadReport:
-    """Load ``checkpoint`` into ``model`` with adaptation, and log the report.
+    """Load ``checkpoint`` into ``model`` with adaptation by its class's
+    ``checkpoint_rules`` (:func:`rules_of`), and log the report.
 
     Raises :class:`CheckpointError` as :func:`check_complete` says; ``strict=False``
     turns weights left at their initialisation into a warning.
     """
-    report = LoadReport()
-    state_dict = unwrap(read_checkpoint(checkpoint), prefix, report)
+    report, rules = LoadReport(), rules_of(model)
+    state_dict = unwrap(read_checkpoint(checkpoint), prefix, report, rules)
     target = model.state_dict()
-    loaded, report = adapt_state_dict(state_dict, target, report)
-    check_complete(report, state_dict, target, loaded, strict, logger)
+    loaded, report = adapt_state_dict(state_dict, target, report, rules)
+    check_complete(report, state_dict, target, loaded, strict, logger, rules)
     model.load_state_dict(loaded, strict=False)
     report.log(logger)
     print_log(f'loaded {len(loaded)} of {len(target)} tensors of the model '

@@ -16,7 +16,7 @@ overview ``focal_transformer_heads.png`` (stages x heads). No image is needed.
 import argparse
 import os
 import os.path as osp
-from typing import List
+from typing import List, Optional
 
 import cv2
 import numpy as np
@@ -24,8 +24,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from mmfocal.registry import toolbox_of
-from mmfocal.visualization import (BACKBONES, capture_focalnet, focal_transformer_pictures,
-                                   focalnet_pictures)
+from mmfocal.visualization import drawing_of
 
 
 def parse_args(argv=None):
@@ -61,10 +60,10 @@ def build_model(config: str, checkpoint: str, device: str):
     else:
         from mmseg.apis import init_model
         model = init_model(cfg, checkpoint, device=device)
-    kind = type(model.backbone).__name__
-    if kind not in BACKBONES:
-        raise ValueError(f'{config}: the backbone is {kind}; this tool draws FocalNet and '
-                         'FocalTransformer backbones')
+    try:
+        drawing_of(model.backbone)
+    except ValueError as exc:
+        raise ValueError(f'{config}: {exc}') from None
     return model, scope
 
 
@@ -77,19 +76,29 @@ def run_model(model, scope: str, image: np.ndarray):
     return inference_model(model, image)
 
 
-def draw_focalnet(model, scope: str, images: List[str], out_dir: str, stages: List[int],
-                  block: int) -> List[str]:
-    """One PNG per map and stage, and per image a panel with one row per stage."""
+def draw(model, scope: str, images: List[str], out_dir: str, stages: Optional[List[int]],
+         block: int) -> List[str]:
+    """The backbone's pictures as PNGs: of a drawing over images, one per picture and
+    image (``IMAGE_NAME.png``); of one without, one per picture (``NAME.png``)."""
+    drawing = drawing_of(model.backbone)
+    if drawing.needs_image and not images:
+        raise ValueError(f'the pictures of {type(model.backbone).__name__} show '
+                         f'{drawing.what}: they need at least one image')
+    if not drawing.needs_image and images:
+        raise ValueError(f'the pictures of {type(model.backbone).__name__} show '
+                         f'{drawing.what}: give no image')
     written = []
-    for path in images:
-        image = cv2.imread(path)
-        if image is None:
-            raise FileNotFoundError(f'cannot read image {path}')
-        stem = osp.splitext(osp.basename(path))[0]
-        captured = capture_focalnet(model.backbone, lambda: run_model(model, scope, image),
-                                    image.shape[:2], stages, block)
-        for name, picture in focalnet_pictures(image, captured).items():
-            written.append(osp.join(out_dir, f'{stem}_{name}.png'))
+    for path in images if drawing.needs_image else [None]:
+        image, prefix = None, ''
+        if path is not None:
+            image = cv2.imread(path)
+            if image is None:
+                raise FileNotFoundError(f'cannot read image {path}')
+            prefix = osp.splitext(osp.basename(path))[0] + '_'
+        pictures = drawing.draw(model.backbone, lambda: run_model(model, scope, image), image,
+                                stages, block)
+        for name, picture in pictures.items():
+            written.append(osp.join(out_dir, f'{prefix}{name}.png'))
             cv2.imwrite(written[-1], picture)
     return written
 
@@ -98,20 +107,7 @@ def main(argv=None) -> List[str]:
     args = parse_args(argv)
     model, scope = build_model(args.config, args.checkpoint, args.device)
     os.makedirs(args.out_dir, exist_ok=True)
-    if type(model.backbone).__name__ == 'FocalNet':
-        if not args.images:
-            raise ValueError('FocalNet maps need at least one image')
-        written = draw_focalnet(model, scope, args.images, args.out_dir,
-                                args.stage or [-1], args.block)
-    else:
-        if args.images:
-            raise ValueError('Focal Transformer pictures show its position-bias tables, '
-                             'which do not depend on an image: give no image')
-        written = []
-        pictures = focal_transformer_pictures(model.backbone, args.stage, args.block)
-        for name, picture in pictures.items():
-            written.append(osp.join(args.out_dir, f'{name}.png'))
-            cv2.imwrite(written[-1], picture)
+    written = draw(model, scope, args.images, args.out_dir, args.stage, args.block)
     for path in written:
         print(f'visualize_focal: wrote {path}')
     return written

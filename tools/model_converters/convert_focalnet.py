@@ -31,11 +31,9 @@ from typing import Dict, List
 
 import torch
 
-from mmfocal.models.checkpoint import (CLASSIFIER_KEYS, SIZE_DEPENDENT_BUFFERS,
-                                       CheckpointError, LoadReport, adapt_state_dict,
-                                       compare_state_dicts, expected_gap, read_checkpoint,
-                                       to_authors_layout,
-                                       unwrap)
+from mmfocal.models.checkpoint import (CheckpointError, LoadReport, adapt_state_dict,
+                                       compare_state_dicts, expected_gap, known_rules,
+                                       read_checkpoint, rules_of, to_authors_layout, unwrap)
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -56,15 +54,16 @@ def is_whole_model(checkpoint) -> bool:
 
 def convert_backbone(checkpoint, prefix=None, report: LoadReport = None) -> StateDict:
     """The backbone's state dict in mmfocal's (the authors') layout, without the
-    classifier and the buffers that depend on the input size."""
+    classifier and the buffers that depend on the input size, by the rules of every
+    registered backbone."""
     report = report if report is not None else LoadReport()
-    state = to_authors_layout(unwrap(checkpoint, prefix, report))
+    rules = known_rules()
+    state = to_authors_layout(unwrap(checkpoint, prefix, report, rules), rules)
     out = {}
     for key, value in state.items():
-        if CLASSIFIER_KEYS.match(key):
-            report.dropped.append(f'{key} (classification only)')
-        elif SIZE_DEPENDENT_BUFFERS.search(key):
-            report.dropped.append(f'{key} (size-dependent buffer, recomputed)')
+        why = rules.dropped(key)
+        if why:
+            report.dropped.append(f'{key} ({why})')
         else:
             out[key] = value
     return out
@@ -100,12 +99,15 @@ def build_model(config: str) -> torch.nn.Module:
     return MODELS.build(cfg.model)
 
 
-def check_backbone(state: StateDict, target: StateDict) -> List[str]:
-    """Keys the backbone cannot take; an ImageNet checkpoint may lack only the dense
-    output norms, the kernels of added focal levels and the neighbour-bias tables of
-    stages too small for them at 224 (they keep their initial values)."""
-    _, report = adapt_state_dict(state, target)
-    return [f'missing: {k}' for k in report.missing if not expected_gap(k, state, target)] + \
+def check_backbone(state: StateDict, backbone: torch.nn.Module) -> List[str]:
+    """Keys the backbone cannot take; an ImageNet checkpoint may lack only the expected
+    gaps of the backbone's rules (the dense output norms, the kernels of added focal
+    levels, the neighbour-bias tables of stages too small for them at 224), which keep
+    their initial values."""
+    rules, target = rules_of(backbone), backbone.state_dict()
+    _, report = adapt_state_dict(state, target, rules=rules)
+    return [f'missing: {k}' for k in report.missing
+            if not expected_gap(k, state, target, rules)] + \
         [f'unexpected: {k}' for k in report.unexpected]
 
 
@@ -118,7 +120,7 @@ def convert(src: str, dst: str, config: str = None) -> LoadReport:
     if config:
         model = build_model(config)
         problems = (compare_state_dicts(state, model.state_dict()) if whole else
-                    check_backbone(state, model.backbone.state_dict()))
+                    check_backbone(state, model.backbone))
         if problems:
             raise CheckpointError(
                 f'{src} does not fit the model of {config} '

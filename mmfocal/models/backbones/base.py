@@ -8,6 +8,7 @@ of their ops (mmcv's RoIAlign among them) index their input as if it were.
 How the backbones compute on each device type is one :class:`ComputePath` in
 :data:`COMPUTE_PATHS`; every choice computes the same function.
 """
+import re
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
@@ -20,7 +21,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 
 from ...compat import Size, autocast_enabled, is_tracing
-from ..checkpoint import load_pretrained
+from ..checkpoint import CheckpointRules, load_pretrained
 
 NUM_STAGES = 4
 
@@ -297,12 +298,22 @@ class Stage(nn.Module):
         return x, self.downsample(x.permute(0, 3, 1, 2))
 
 
+def output_norm(key: str, state_dict, target) -> bool:
+    """A dense output norm ``norm{i}``: classification checkpoints have none."""
+    return re.match(r'norm\d+\.', key) is not None
+
+
 class StagedBackbone(BaseModule):
     """Stem, four :class:`Stage` s and one ``norm{i}`` per output index, as mmdet's Swin.
 
     Subclasses build ``patch_embed`` and ``layers`` with :meth:`_build_stages` and then call
-    :meth:`_finish_init`.
+    :meth:`_finish_init`; their ``checkpoint_rules`` extend these (the authors' key roots,
+    the classifier's final ``norm`` and ``head``, the output norms as expected gaps).
     """
+
+    checkpoint_rules = CheckpointRules(
+        roots=('patch_embed', 'layers', r'norm\d*', 'head'), classifier=(r'(norm|head)\.', ),
+        expected_gaps=(output_norm, ))
 
     def __init__(self, *, out_indices: Sequence[int], frozen_stages: int, drop_rate: float,
                  drop_path_rate: float, init_cfg=None):

@@ -29,6 +29,7 @@ from mmengine.model.weight_init import trunc_normal_
 
 from ...compat import Size, feature_size, is_tracing
 from ...registry import register_backbone
+from ..checkpoint import Adaptation, CheckpointRules, resize_bias_table
 from .base import (ResidualBlock, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
                    check_positive_int, check_positive_number, is_int, known_zero, padding,
                    recomputes, row_chunks)
@@ -473,6 +474,28 @@ def _check_args(*, pretrain_img_size, patch_size, in_channels, embed_dims, num_h
     check_bool(**flags)
 
 
+# ------------------------------------------------------------------ checkpoint rules
+
+
+def neighbour_table(key: str, state_dict, target) -> bool:
+    """A table of surrounding tokens: the released 224 checkpoints lack stage 3's."""
+    return key.endswith('.relative_position_bias_table_to_neighbors')
+
+
+#: position-bias tables up-sampled bilinearly to the model's windows
+FOCAL_TRANSFORMER_ADAPTATIONS = (
+    Adaptation(key=r'\.relative_position_bias_table_to_windows\.\d+$',
+               what='position-bias tables', fits=lambda value, shape: value.shape[0] == shape[0],
+               adapt=lambda value, shape, key: resize_bias_table(value, shape[1],
+                                                                 heads_first=True),
+               how=lambda value, shape: 'bilinearly up-sampled'),
+    Adaptation(key=r'\.relative_position_bias_table$', what='position-bias tables',
+               fits=lambda value, shape: value.shape[1] == shape[1],
+               adapt=lambda value, shape, key: resize_bias_table(value, shape[0],
+                                                                 heads_first=False),
+               how=lambda value, shape: 'bilinearly up-sampled'))
+
+
 @register_backbone
 class FocalTransformer(StagedBackbone):
     """Focal Transformer backbone for dense prediction.
@@ -527,6 +550,12 @@ class FocalTransformer(StagedBackbone):
         with_cp (bool): Gradient checkpointing of every block.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
     """
+
+    pictures = 'position_bias_tables'  # what mmfocal.visualization draws of it
+    checkpoint_rules = StagedBackbone.checkpoint_rules + CheckpointRules(
+        adaptations=FOCAL_TRANSFORMER_ADAPTATIONS, expected_gaps=(neighbour_table, ),
+        # buffers of the released model that depend on the input size
+        recomputed=(r'\.(relative_position_index\w*|valid_ind_\w+|attn_mask\w*|window_mask\w*)$', ))
 
     def __init__(self,
                  pretrain_img_size: Union[int, Tuple[int, int]] = 224,

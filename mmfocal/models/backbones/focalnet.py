@@ -5,6 +5,7 @@ which is what LayerNorm and the linear layers read. Where a convolution needs (B
 it gets a ``permute`` view of the same memory (channels-last strides), and returns its
 result in that layout, so no tensor is copied for a layout change.
 """
+import re
 from typing import Sequence, Union
 
 import torch
@@ -15,6 +16,8 @@ from mmengine.model.weight_init import trunc_normal_
 
 from ...compat import is_tracing, static_int
 from ...registry import register_backbone
+from ..checkpoint import (Adaptation, CheckpointRules, WeightLayout, grow_focal_levels,
+                          resize_kernel)
 from .base import (ResidualBlock, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
                    check_positive_int, check_positive_number, compute_path, recomputes)
 
@@ -27,19 +30,20 @@ def depthwise_weight_grad(x: torch.Tensor, grad: torch.Tensor, kernel: int) -> t
     dW[c, i, j] = sum over b, y, x of grad[b, c, y, x] * x_pad[b, c, y + i, x + j]: per
     plane (b, c), the correlation of the padded input (H + k - 1, W + k - 1) with the
     gradient (H, W) at the k x k offsets, which is the forward of a depthwise convolution of
-    B * C groups whose kernels are the gradient's planes, summed over the images. Input and
-    gradient are copied once each to (H, W, B, C) memory (channels-last planes, the layout of
-    the forward convolutions; no transposition for B = 1), so the weight gradient runs at
-    the speed of the forward convolution instead of that of the generic depthwise
-    convolution backward.
+    B * C groups whose kernels are the gradient's planes, summed over the images. The input
+    is copied once, padded, to (H + k - 1, W + k - 1, B, C) memory (channels-last planes,
+    the forward convolutions' layout; no transposition for B = 1), the gradient once to
+    (B, C, H, W) memory (the kernels' layout that the convolution takes without another
+    copy), so the weight gradient runs at the speed of the forward convolution instead of
+    that of the generic depthwise convolution backward.
     """
     batch, dims, height, width = x.shape
     pad, planes = kernel // 2, batch * dims
     padded = x.new_zeros(height + 2 * pad, width + 2 * pad, batch, dims)
     padded[pad:pad + height, pad:pad + width] = x.permute(2, 3, 0, 1)
     planes_first = padded.view(1, height + 2 * pad, width + 2 * pad, planes).permute(0, 3, 1, 2)
-    kernels = grad.permute(2, 3, 0, 1).reshape(height, width, planes).permute(2, 0, 1)
-    out = F.conv2d(planes_first, kernels.unsqueeze(1), groups=planes)
+    kernels = grad.contiguous().view(planes, 1, height, width)
+    out = F.conv2d(planes_first, kernels, groups=planes)
     return out.reshape(batch, dims, kernel, kernel).sum(0).unsqueeze(1)
 
 
@@ -295,6 +299,64 @@ def _check_args(*, patch_size, in_channels, embed_dims, mlp_ratio, focal_windows
     check_bool(**flags)
 
 
+# ------------------------------------------------------------------ checkpoint rules
+
+FOCAL_KERNEL = r'\.modulation\.focal_layers\.\d+\.0\.weight$'
+
+
+def added_level_kernel(key: str, state_dict, target) -> bool:
+    """The kernel of a focal level the checkpoint lacks (its ``modulation.f`` has fewer
+    rows than the model's): it keeps its initialisation, its gate starts at zero."""
+    if not re.search(FOCAL_KERNEL, key):
+        return False
+    f_key = key.split('.modulation.')[0] + '.modulation.f.weight'
+    return f_key in state_dict and f_key in target and \
+        state_dict[f_key].shape[0] < target[f_key].shape[0]
+
+
+def _timm_downsample(match: 're.Match') -> str:  # timm downsamples at a stage's start
+    return f'layers.{int(match.group(1)) - 1}.downsample.'
+
+
+#: focal kernels zero-padded at the centre (or centre-cropped) to the model's size, and
+#: ``modulation.f`` grown for added focal levels (new gates zero)
+FOCALNET_ADAPTATIONS = (
+    Adaptation(key=FOCAL_KERNEL, what='focal kernels',
+               fits=lambda value, shape: value.dim() == 4 and value.shape[:2] == shape[:2],
+               adapt=lambda value, shape, key: resize_kernel(value, shape[-1]),
+               how=lambda value, shape: 'zero-padded at the centre'
+               if shape[-1] > value.shape[-1] else 'centre-cropped'),
+    Adaptation(key=r'\.modulation\.f\.(weight|bias)$', what='focal-level gates',
+               fits=lambda value, shape: value.shape[1:] == shape[1:],
+               adapt=lambda value, shape, key: grow_focal_levels(value, shape[0], key),
+               how=lambda value, shape: 'focal levels added, new gates zero'))
+
+#: timm's FocalNet (NCHW, 1x1 convolutions, downsampling at the start of a stage)
+TIMM_LAYOUT = WeightLayout(
+    name='timm', detect=r'stem\.proj\.', roots=('stem', ),
+    renames=((r'^stem\.', 'patch_embed.'), (r'^layers\.(\d+)\.downsample\.', _timm_downsample),
+             (r'\.ls1\.gamma', '.gamma_1'), (r'\.ls2\.gamma', '.gamma_2'),
+             (r'\.modulation\.norm\.', '.modulation.ln.'), (r'^head\.fc\.', 'head.')),
+    flatten=r'\.(modulation\.(f|proj)|mlp\.fc1|mlp\.fc2)\.weight$')
+
+#: Hugging Face transformers' ``FocalNetModel`` (bare keys),
+#: ``FocalNetForImageClassification`` and ``FocalNetBackbone`` (under ``focalnet.``)
+HUGGING_FACE_LAYOUT = WeightLayout(
+    name='huggingface', detect=r'(focalnet\.)?(embeddings\.patch_embeddings|encoder\.stages)\.',
+    roots=('embeddings', r'encoder\.stages', 'layernorm', 'classifier', 'focalnet'),
+    renames=((r'^focalnet\.', ''),
+             (r'^embeddings\.patch_embeddings\.projection\.', 'patch_embed.proj.'),
+             (r'^embeddings\.norm\.', 'patch_embed.norm.'),
+             (r'^encoder\.stages\.(\d+)\.layers\.(\d+)\.', r'layers.\1.blocks.\2.'),
+             (r'^encoder\.stages\.(\d+)\.', r'layers.\1.'),
+             (r'\.downsample\.projection\.', '.downsample.proj.'),
+             (r'\.modulation\.projection_in\.', '.modulation.f.'),
+             (r'\.modulation\.projection_context\.', '.modulation.h.'),
+             (r'\.modulation\.projection_out\.', '.modulation.proj.'),
+             (r'\.modulation\.layernorm\.', '.modulation.ln.'),
+             (r'^layernorm\.', 'norm.'), (r'^classifier\.', 'head.')))
+
+
 @register_backbone
 class FocalNet(StagedBackbone):
     """FocalNet backbone for dense prediction.
@@ -329,6 +391,11 @@ class FocalNet(StagedBackbone):
         with_cp (bool): Gradient checkpointing of every block.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
     """
+
+    pictures = 'gates_and_modulator'  # what mmfocal.visualization draws of it
+    checkpoint_rules = StagedBackbone.checkpoint_rules + CheckpointRules(
+        adaptations=FOCALNET_ADAPTATIONS, expected_gaps=(added_level_kernel, ),
+        layouts=(TIMM_LAYOUT, HUGGING_FACE_LAYOUT))
 
     def __init__(self,
                  patch_size: int = 4,

@@ -133,9 +133,12 @@ class CheckpointRules:
 
 
 def known_rules() -> CheckpointRules:
-    """The rules of every registered backbone, for a checkpoint read without a model."""
+    """The rules of every registered backbone that declares some, for a checkpoint read
+    without a model."""
     from ..registry import registered_backbones
-    return sum((cls.checkpoint_rules for cls in registered_backbones()), CheckpointRules())
+    return sum((cls.checkpoint_rules for cls in registered_backbones()
+                if isinstance(getattr(cls, 'checkpoint_rules', None), CheckpointRules)),
+               CheckpointRules())
 
 
 def rules_of(model: Optional[torch.nn.Module]) -> CheckpointRules:

@@ -7,7 +7,10 @@ gates of every focal level, the global gate and the modulator ``h(ctx_all)`` ave
 channels (mean absolute value), overlaid on the image (one picture each at the image's
 size), plus a captioned panel of all of them with one row per stage. The maps are
 recomputed by the block's ``FocalModulation.modulate`` from the input of its modulation,
-captured by a forward pre-hook while the whole model runs once.
+captured by a forward pre-hook while the whole model runs once. Two styles
+(:data:`STYLES`): the paper's (above, jet) and the Keras tutorial's (its TrainMonitor: the
+L2 norm of the modulator over channels, inferno at alpha 0.6); several images' panels stack
+into one picture, one row each (:func:`gallery`).
 
 Focal Transformer (the Focal Transformer paper's Figures 8 and 9): the learned position-bias
 tables. Per stage, one picture with a row per head: the window's own table
@@ -49,9 +52,10 @@ def colour(value: np.ndarray, colormap: int) -> np.ndarray:
     return cv2.applyColorMap(np.uint8(255 * norm), colormap)
 
 
-def overlay(image: np.ndarray, value: np.ndarray, alpha: float = 0.55) -> np.ndarray:
-    """Colour-map ``value`` (H, W) (jet) over the BGR image (H, W, 3)."""
-    return cv2.addWeighted(colour(value, cv2.COLORMAP_JET), alpha, image, 1 - alpha, 0)
+def overlay(image: np.ndarray, value: np.ndarray, alpha: float = 0.55,
+            colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """Colour-map ``value`` (H, W) over the BGR image (H, W, 3)."""
+    return cv2.addWeighted(colour(value, colormap), alpha, image, 1 - alpha, 0)
 
 
 def caption(tile: np.ndarray, text: str) -> np.ndarray:
@@ -63,7 +67,68 @@ def caption(tile: np.ndarray, text: str) -> np.ndarray:
     return np.vstack([bar, tile])
 
 
+def display_image(image: np.ndarray, size: Optional[int]) -> np.ndarray:
+    """``image`` (H, W, 3) enlarged by the smallest integer factor (nearest pixels) that
+    makes its shorter side at least ``size``; as it is when ``size`` is None or smaller.
+    The maps are drawn at the size of the image they are given, so small images (CIFAR's
+    32x32) can be drawn larger than the model sees them."""
+    if not size or min(image.shape[:2]) >= size:
+        return image
+    factor = math.ceil(size / min(image.shape[:2]))
+    return cv2.resize(image, (image.shape[1] * factor, image.shape[0] * factor),
+                      interpolation=cv2.INTER_NEAREST)
+
+
+def gallery(panels: Sequence[np.ndarray]) -> np.ndarray:
+    """Panels (H_i, W_i, 3) stacked top to bottom, narrower ones padded white on the right."""
+    if not len(panels):
+        raise ValueError('gallery: no panel to stack')
+    width = max(p.shape[1] for p in panels)
+    return np.vstack([cv2.copyMakeBorder(p, 0, 0, 0, width - p.shape[1], cv2.BORDER_CONSTANT,
+                                         value=(255, 255, 255)) for p in panels])
+
+
 # ----------------------------------------------------------------------------- FocalNet
+
+
+@dataclass(frozen=True)
+class Style:
+    """How FocalNet's maps are reduced and coloured.
+
+    Attributes:
+        modulator: the map of the modulator (B, H, W, C) -> (B, H, W): ``'mean_abs'`` (mean
+            absolute value over channels, named ``modulator``) or ``'l2'`` (L2 norm over
+            channels, named ``modulator_norm``).
+        colormap: OpenCV colour map of the overlays.
+        alpha: opacity of the overlays.
+    """
+    modulator: str
+    colormap: int
+    alpha: float
+
+    @property
+    def modulator_name(self) -> str:
+        return 'modulator' if self.modulator == 'mean_abs' else 'modulator_norm'
+
+    def reduce_modulator(self, modulator: torch.Tensor) -> torch.Tensor:
+        if self.modulator == 'mean_abs':
+            return modulator.abs().mean(-1)
+        return modulator.float().norm(dim=-1)
+
+
+#: 'paper': the FocalNet paper's Figures 4 and 5; 'tutorial': the Keras tutorial's
+#: TrainMonitor (gates G1..GL, the global gate and the modulator's L2 norm, inferno, 0.6)
+STYLES = {
+    'paper': Style(modulator='mean_abs', colormap=cv2.COLORMAP_JET, alpha=0.55),
+    'tutorial': Style(modulator='l2', colormap=cv2.COLORMAP_INFERNO, alpha=0.6),
+}
+
+
+def style_of(name: str) -> Style:
+    """The :class:`Style` named ``name``; raises naming the styles there are."""
+    if name not in STYLES:
+        raise ValueError(f'style must be one of {sorted(STYLES)}, got {name!r}')
+    return STYLES[name]
 
 
 def pick_block(backbone, stage: int, block: int):
@@ -84,19 +149,23 @@ def to_image_grid(value: torch.Tensor, padded, valid, image_hw) -> np.ndarray:
                       interpolation=cv2.INTER_LINEAR)
 
 
-def capture_focalnet(backbone, run: Callable, image_hw, stages: Sequence[int], block: int):
+def capture_focalnet(backbone, run: Callable, image_hw, stages: Sequence[int], block: int,
+                     style: str = 'paper'):
     """Maps of one block per stage from one run of the whole model.
 
     Args:
-        backbone: the model's FocalNet.
+        backbone: the model's FocalNet (of any number of stages).
         run: runs the model once on the image; returns its data sample, whose
-            ``img_shape`` is the resized image inside the padded input.
-        image_hw: (H, W) of the original image.
+            ``img_shape`` (where it has one) is the resized image inside the padded input.
+        image_hw: (H, W) of the image drawn.
+        style: a key of :data:`STYLES` (how the modulator is reduced).
 
     Returns:
         a list with, per stage, ('s{stage}b{block}', {name: (H, W) float array over the
-        image}) for the names gate_level1..L, gate_global and modulator.
+        image}) for the names gate_level1..L, gate_global and modulator (style 'paper') or
+        modulator_norm (style 'tutorial').
     """
+    style = style_of(style)
     blocks = [pick_block(backbone, stage, block) for stage in stages]
     captured = {}
     hooks = [backbone.register_forward_pre_hook(
@@ -110,28 +179,31 @@ def capture_focalnet(backbone, run: Callable, image_hw, stages: Sequence[int], b
         for hook in hooks:
             hook.remove()
     padded = captured['input'].shape[-2:]
-    valid = sample.metainfo['img_shape'][:2]
+    # without an img_shape, the input is the whole resized image
+    valid = sample.metainfo.get('img_shape', padded)[:2]
     out = []
     for stage, index, module in blocks:
         with torch.no_grad():
             _, gates, modulator = module.modulation.modulate(captured[(stage, index)][:1])
         maps = {f'gate_level{k + 1}': gates[0, k] for k in range(gates.shape[1] - 1)}
         maps['gate_global'] = gates[0, -1]
-        maps['modulator'] = modulator[0].abs().mean(-1)
+        maps[style.modulator_name] = style.reduce_modulator(modulator[:1])[0]
         out.append((f's{stage}b{index}', {
             name: to_image_grid(value, padded, valid, image_hw)
             for name, value in maps.items()}))
     return out
 
 
-def focalnet_pictures(image: np.ndarray, captured) -> Dict[str, np.ndarray]:
+def focalnet_pictures(image: np.ndarray, captured,
+                      style: str = 'paper') -> Dict[str, np.ndarray]:
     """{'{where}_{map}': overlay (H, W, 3)} for every captured map, and 'focalnet': the
     panel, one row per stage: the image, then every map, captioned."""
+    style = style_of(style)
     pictures, rows = {}, []
     for where, maps in captured:
         tiles = [caption(image, f'stage {where[1:].replace("b", " block ")}')]
         for name, value in maps.items():
-            pictures[f'{where}_{name}'] = overlay(image, value)
+            pictures[f'{where}_{name}'] = overlay(image, value, style.alpha, style.colormap)
             tiles.append(caption(pictures[f'{where}_{name}'], name.replace('_', ' ')))
         rows.append(np.hstack(tiles))
     pictures['focalnet'] = np.vstack(rows)
@@ -211,9 +283,11 @@ class Drawing:
     Attributes:
         needs_image (bool): the pictures show a run of the model on an image (else its
             parameters, and no image is taken).
-        draw: ``draw(backbone, run, image, stages, block)`` -> {name: picture}; ``run``
-            runs the whole model once on ``image`` and returns its data sample; ``stages``
-            None is the drawing's default.
+        draw: ``draw(backbone, run, image, stages, block, style='paper')`` -> {name:
+            picture}; ``run`` runs the whole model once on its input and returns its data
+            sample; ``image`` (H, W, 3) BGR is what the maps are drawn over (the model's
+            input, possibly enlarged); ``stages`` None is the drawing's default; ``style``
+            is a key of :data:`STYLES`.
         logged (tuple): (name, picture) pairs that the training hook logs; empty: all.
         what (str): what the pictures show, for messages.
     """
@@ -223,12 +297,15 @@ class Drawing:
     what: str
 
 
-def _draw_modulation(backbone, run, image, stages, block):
-    captured = capture_focalnet(backbone, run, image.shape[:2], stages or [-1], block)
-    return focalnet_pictures(image, captured)
+def _draw_modulation(backbone, run, image, stages, block, style='paper'):
+    captured = capture_focalnet(backbone, run, image.shape[:2], stages or [-1], block, style)
+    return focalnet_pictures(image, captured, style)
 
 
-def _draw_bias_tables(backbone, run, image, stages, block):
+def _draw_bias_tables(backbone, run, image, stages, block, style='paper'):
+    if style != 'paper':
+        raise ValueError(f'style {style!r} draws FocalNet gates; the position-bias tables of '
+                         f"{type(backbone).__name__} have only the style 'paper'")
     return focal_transformer_pictures(backbone, stages, block)
 
 

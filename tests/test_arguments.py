@@ -15,7 +15,8 @@ BUILDERS = {'FocalNet': (FocalNet, FOCALNET), 'FocalTransformer': (FocalTransfor
 
 # (argument, bad value, error, words of the message), for both backbones
 SHARED = [
-    ('depths', (2, 2, 2), ValueError, 'depths must be an int >= 1 or 4 such ints'),
+    ('depths', (), ValueError, 'depths must be a non-empty list of positive ints'),
+    ('depths', 2, ValueError, 'depths must be a non-empty list .* got 2'),
     ('depths', (2, 0, 2, 2), ValueError, 'depths'),
     ('depths', '2222', ValueError, 'depths'),
     ('patch_size', 0, ValueError, 'patch_size must be a positive int, got 0'),
@@ -27,11 +28,14 @@ SHARED = [
     ('layerscale_value', '1e-4', ValueError, 'layerscale_value must be a positive'),
     ('drop_rate', -0.1, ValueError, r'drop_rate must be a number in \[0, 1\), got -0.1'),
     ('drop_path_rate', 1.0, ValueError, r'drop_path_rate must be a number in \[0, 1\)'),
-    ('out_indices', (0, 4), ValueError, 'out_indices must be distinct stages in 0..3'),
+    ('out_indices', (0, 4), ValueError, 'out_indices must be distinct stages in 0..3 '
+                                        r'\(the model has 4 stages'),
     ('out_indices', (1, 1), ValueError, 'out_indices must be distinct'),
     ('out_indices', (), ValueError, 'out_indices'),
     ('out_indices', 3, ValueError, 'out_indices .* got 3'),
-    ('frozen_stages', 5, ValueError, r'frozen_stages must be an int in -1..4, got 5'),
+    ('frozen_stages', 5, ValueError, r'frozen_stages must be an int in -1..4 \(the model has '
+                                     r'4 stages\), got 5'),
+    ('final_norm', 1, TypeError, 'final_norm must be True or False, got 1'),
     ('frozen_stages', 1.5, ValueError, 'frozen_stages'),
     ('norm_cfg', dict(type='BN'), ValueError, "norm_cfg must be dict\\(type='LN'"),
     ('use_conv_embed', 'yes', TypeError, "use_conv_embed must be True or False, got 'yes'"),
@@ -50,6 +54,23 @@ def test_bad_shared_argument(backbone, name, value, error, match):
     cls, base = BUILDERS[backbone]
     with pytest.raises(error, match=match):
         cls(**{**base, name: value})
+
+
+@pytest.mark.parametrize('backbone', list(BUILDERS))
+@pytest.mark.parametrize('kwargs, match', [
+    (dict(depths=(1, 1), out_indices=(2, )), r'out_indices must be distinct stages in 0..1 '
+                                             r'\(the model has 2 stages'),
+    (dict(depths=(1, 1, 1), frozen_stages=4), r'frozen_stages must be an int in -1..3'),
+    (dict(final_norm=True, out_indices=(3, )), 'final_norm=True .* leave out_indices at None'),
+])
+def test_stage_count_bounds_the_stage_arguments(backbone, kwargs, match):
+    """The number of stages is the length of depths: out_indices and frozen_stages are
+    checked against it, and a classifier's trunk (final_norm) takes no out_indices."""
+    cls, base = BUILDERS[backbone]
+    per_stage = {'num_heads': (2, 2, 2, 4)[:len(kwargs.get('depths', base['depths']))]}
+    extra = per_stage if backbone == 'FocalTransformer' else {}
+    with pytest.raises(ValueError, match=match):
+        cls(**{**base, **extra, **kwargs})
 
 
 @pytest.mark.parametrize('name, value, error, match', [

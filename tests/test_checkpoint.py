@@ -139,8 +139,20 @@ def test_load_logs_every_key(tmp_path, capsys):
 
 def test_unexpected_keys_are_reported(tmp_path):
     sd = imagenet_state_dict()
-    sd['layers.0.blocks.5.norm1.weight'] = torch.ones(16)
+    sd['ema.decay'] = torch.ones(1)
     report = load_pretrained(FocalNet(**SMALL, focal_windows=3), save(tmp_path, sd))
+    assert report.unexpected == ['ema.decay']
+
+
+def test_blocks_the_model_lacks_are_an_error_or_with_strict_false_reported(tmp_path):
+    """A deeper variant's checkpoint (FocalNet-S into -T: the same widths, more blocks)."""
+    sd = imagenet_state_dict()
+    sd['layers.0.blocks.5.norm1.weight'] = torch.ones(16)
+    path = save(tmp_path, sd)
+    with pytest.raises(CheckpointError, match=r'1 tensors of the checkpoint have no place in '
+                                              r'the model: layers\.0\.blocks\.5\.norm1'):
+        load_pretrained(FocalNet(**SMALL, focal_windows=3), path)
+    report = load_pretrained(FocalNet(**SMALL, focal_windows=3), path, strict=False)
     assert report.unexpected == ['layers.0.blocks.5.norm1.weight']
 
 

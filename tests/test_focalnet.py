@@ -140,7 +140,7 @@ def test_drop_path_rises_linearly_over_blocks():
 @pytest.mark.parametrize('kwargs, match', [
     (dict(focal_levels=(2, 2, 2)), 'focal_levels'),
     (dict(focal_windows=0), 'focal_windows'),
-    (dict(depths=(2, 2, 2)), 'depths'),
+    (dict(depths=()), 'depths'),
     (dict(out_indices=(4, )), 'out_indices'),
     (dict(frozen_stages=5), 'frozen_stages'),
     (dict(drop_path_rate=1.5), 'drop_path_rate'),
@@ -174,8 +174,11 @@ def test_state_dict_keys_are_the_authors():
 
 
 def reference_forward(sd, x, levels, use_conv_embed=False, use_postln=False,
-                      normalize_modulator=False):
-    """FocalNet in plain functional ops on (B, C, H, W), from an authors' state dict."""
+                      normalize_modulator=False, patch_size=4, classify=False):
+    """FocalNet in plain functional ops on (B, C, H, W), from an authors' state dict: the
+    outputs of the stages that have a ``norm{i}``; with ``classify``, the logits
+    (B, classes) of the authors' ImageNet model (the final ``norm``, the average over the
+    map, the ``head``)."""
     ln = lambda t, p: F.layer_norm(t, t.shape[-1:], sd[p + '.weight'], sd[p + '.bias'])  # noqa
 
     def embed(t, p, patch, stem):
@@ -214,9 +217,10 @@ def reference_forward(sd, x, levels, use_conv_embed=False, use_postln=False,
     def gamma(t, p):
         return t * sd[p][:, None, None] if p in sd else t
 
-    x = embed(x, 'patch_embed', 4, True)
+    x = embed(x, 'patch_embed', patch_size, True)
     outs = []
-    for i in range(4):
+    stages = 1 + max(int(k.split('.')[1]) for k in sd if k.startswith('layers.'))
+    for i in range(stages):
         j = 0
         while f'layers.{i}.blocks.{j}.norm1.weight' in sd:
             p = f'layers.{i}.blocks.{j}'
@@ -228,8 +232,11 @@ def reference_forward(sd, x, levels, use_conv_embed=False, use_postln=False,
                 x = x + gamma(mlp(norm(x, p + '.norm2'), p + '.mlp'), p + '.gamma_2')
             j += 1
         outs.append(norm(x, f'norm{i}') if f'norm{i}.weight' in sd else None)
-        if i < 3:
+        if i < stages - 1:
             x = embed(x, f'layers.{i}.downsample', 2, False)
+    if classify:
+        pooled = norm(x, 'norm').mean((2, 3))
+        return pooled @ sd['head.weight'].t() + sd['head.bias']
     return outs
 
 
@@ -250,6 +257,34 @@ def test_matches_functional_reference(options):
                                 **{k: v for k, v in options.items()
                                    if k in ('use_conv_embed', 'use_postln',
                                             'normalize_modulator')})
+    for o, r in zip(outs, ref):
+        torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('arch', [
+    dict(depths=(3, ), patch_size=16, use_layerscale=True, use_postln=True),  # isotropic
+    dict(depths=(2, 3, 2), patch_size=4),  # the tutorial's three stages
+    dict(depths=(1, 1, 1, 1, 1), patch_size=2),
+])
+def test_any_number_of_stages_matches_functional_reference(arch):
+    """depths of any length: one stage per entry, widths doubling, every stage's output
+    (and out_indices / frozen_stages over the stages) as the reference computes them."""
+    torch.manual_seed(0)
+    stages = len(arch['depths'])
+    model = FocalNet(embed_dims=8, focal_levels=3, focal_windows=3,
+                     frozen_stages=stages, **arch).eval()
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.05)
+    assert len(model.layers) == stages and model.out_indices == tuple(range(stages))
+    assert all(not p.requires_grad for p in model.parameters())  # every stage frozen
+    x = torch.randn(2, 3, 70, 53)
+    with torch.no_grad():
+        outs = model(x)
+        ref = reference_forward(model.state_dict(), x, 3, use_postln=arch.get('use_postln', False),
+                                patch_size=arch['patch_size'])
+    side = lambda s, i: -(-s // (arch['patch_size'] * 2**i))  # noqa: E731  (ceil)
+    assert [tuple(o.shape) for o in outs] == [
+        (2, 8 * 2**i, side(70, i), side(53, i)) for i in range(stages)]
     for o, r in zip(outs, ref):
         torch.testing.assert_close(o, r, rtol=1e-4, atol=1e-5)
 

@@ -106,3 +106,34 @@ def test_pip_install_into_this_stack_installs_mmfocal_only(installed, tmp_path):
     with open(report) as f:
         names = [item['metadata']['name'] for item in json.load(f)['install']]
     assert names == ['mmfocal']
+
+
+def test_the_newest_torch_stays_when_mmfocal_installs(tmp_path):
+    """An environment whose torch is the newest release mmfocal supports (2.14) takes
+    ``pip install <checkout>`` as mmfocal alone: its torch (and the mmcv built for it)
+    is never replaced. The environment sees this one's packages through a ``.pth`` line,
+    with torch's metadata saying 2.14.1; no index is offered, so a replacement fails."""
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    env.update(PIP_NO_INDEX='1', PIP_DISABLE_PIP_VERSION_CHECK='1')
+    venv = str(tmp_path / 'venv')
+    run([sys.executable, '-m', 'venv', venv], cwd=str(tmp_path), env=env)
+    python = osp.join(venv, 'bin', 'python')
+    site = run([python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+               cwd=str(tmp_path), env=env).strip()
+    with open(osp.join(site, 'toolboxes.pth'), 'w') as f:
+        f.write('\n'.join(sorted({sysconfig.get_paths()['purelib'],
+                                  sysconfig.get_paths()['platlib']})) + '\n')
+    metadata = osp.join(site, 'torch-2.14.1.dist-info')
+    os.makedirs(metadata)
+    with open(osp.join(metadata, 'METADATA'), 'w') as f:
+        f.write('Metadata-Version: 2.1\nName: torch\nVersion: 2.14.1\n')
+    open(osp.join(metadata, 'RECORD'), 'w').close()
+    report = tmp_path / 'report.json'
+    run([python, '-m', 'pip', 'install', '--dry-run', '--no-build-isolation', '--report',
+         str(report), ROOT], cwd=str(tmp_path), env=env)
+    with open(report) as f:
+        names = [item['metadata']['name'] for item in json.load(f)['install']]
+    assert names == ['mmfocal']
+    version = run([python, '-c', 'import importlib.metadata as m; print(m.version("torch"))'],
+                  cwd=str(tmp_path), env=env).strip()
+    assert version == '2.14.1'  # the check saw the newest torch, not this environment's

@@ -1,5 +1,8 @@
-"""`import mmfocal` registers the backbones in mmdet's and mmseg's registries."""
+"""`import mmfocal` registers the backbones in mmdet's, mmseg's and (where it is installed)
+mmpretrain's registries."""
 import importlib
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -84,5 +87,29 @@ def test_registration_is_guarded_per_toolbox(monkeypatch):
         raise ImportError(name)
 
     monkeypatch.setattr(importlib, 'import_module', neither)
-    with pytest.raises(ImportError, match='needs mmdet or mmsegmentation'):
+    with pytest.raises(ImportError, match='needs mmdet, mmsegmentation or mmpretrain'):
         registry.register_backbone(type('Orphan', (torch.nn.Module, ), {}))
+
+
+def test_without_mmpretrain_nothing_else_changes():
+    """Where mmpretrain cannot be imported (not installed, or without torchvision),
+    ``import mmfocal`` still registers both backbones in mmdet and mmseg, and a
+    classification config fails with a message naming the extra to install."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules['mmpretrain'] = None  # import mmpretrain raises ImportError
+        import mmfocal
+        from mmfocal.registry import toolbox_of
+        from mmdet.registry import MODELS as DET
+        from mmseg.registry import MODELS as SEG
+        print([r.get(n).__name__ for r in (DET, SEG) for n in ('FocalNet', 'FocalTransformer')])
+        try:
+            toolbox_of(dict(default_scope='mmpretrain'))
+        except ImportError as exc:
+            print(exc)
+    """)
+    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0] == str(['FocalNet', 'FocalTransformer'] * 2)
+    assert 'the config runs in mmpretrain' in out[1]
+    assert "pip install 'mmfocal[cls]'" in out[1]

@@ -250,11 +250,11 @@ def test_slurm_scripts_build_the_srun_command(tmp_path, script, args, tool_args)
 
 def test_cli_errors_are_clear(tmp_path):
     config = tmp_path / 'other_scope.py'
-    config.write_text("default_scope = 'mmpretrain'\n")
+    config.write_text("default_scope = 'mmocr'\n")
     result = subprocess.run([PYTHON, 'tools/train.py', str(config)], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode != 0
-    assert "default_scope of the config is 'mmpretrain'" in result.stderr
+    assert "default_scope of the config is 'mmocr'" in result.stderr
     result = subprocess.run([PYTHON, 'tools/test.py', DET_CONFIG, str(tmp_path / 'no.pth')],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and 'checkpoint not found' in result.stderr

@@ -16,14 +16,14 @@ import yaml
 from mmengine.analysis import FlopAnalyzer, get_model_complexity_info
 
 from mmfocal.models.backbones import FocalNet, FocalTransformer
-from test_configs import _model_key, fresh, shrink
+from test_configs import _model_key, fresh, is_classification, shrink
 
 from _helpers import ROOT
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 from get_flops import count_flops  # noqa: E402
 
 with open(osp.join(ROOT, 'metafile.yml')) as f:
-    ZOO = [m['Config'] for m in yaml.safe_load(f)['Models']]
+    ZOO = [m['Config'] for m in yaml.safe_load(f)['Models'] if not is_classification(m)]
 
 BACKBONES = {
     'FocalNet': lambda: FocalNet(embed_dims=16, depths=(1, 1, 2, 1), drop_path_rate=0.),

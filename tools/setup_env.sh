@@ -10,7 +10,11 @@
 #   virtual environment or .venv at the repository root, with the deploy extra and
 #   mmdeploy 1.3.1 (installed with --no-deps, see setup.cfg).
 # STACK=oldest: requirements/constraints-oldest.txt (torch 2.1.2, numpy 1.x), always into
-#   .venv-oldest (never into an active environment, whose torch it would replace).
+#   .venv-oldest (never into an active environment, whose torch it would replace), with
+#   the classification extras (mmpretrain, scikit-learn) and the torchvision built for that
+#   torch, and timm (the peer of the timm checkpoint layout): the stack on which image
+#   classification is tested (torchvision does not import beside the CPU build of torch
+#   2.13.0 that the development stack installs).
 # WHEEL_DIR (default ../shared/wheels when present) is searched first for an mmcv wheel
 # built against the stack's torch: WHEEL_DIR itself for the latest stack, WHEEL_DIR/torch-X.Y.Z
 # for another torch. Without one, mmcv is built from its source release (about 15 minutes
@@ -22,7 +26,7 @@ cd "$root"
 stack=${STACK:-latest}
 case "$stack" in
   latest) constraints=requirements/constraints.txt extras=det,seg,tests,docs,deploy,lint ;;
-  oldest) constraints=requirements/constraints-oldest.txt extras=det,seg,tests ;;
+  oldest) constraints=requirements/constraints-oldest.txt extras=det,seg,cls,demo,tests ;;
   *) echo "setup: STACK must be latest or oldest, got '$stack'" >&2; exit 2 ;;
 esac
 torch_version=$(sed -n 's/^torch==//p' "$constraints")
@@ -46,7 +50,8 @@ py="$venv/bin/python"
 stamp="$venv/.mmfocal-setup"
 want=$(cat setup.cfg pyproject.toml "$constraints" tools/setup_env.sh | sha256sum | cut -c1-16)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-   && "$py" -c "import mmcv.ops, mmdet, mmseg, mmfocal" 2>/dev/null; then
+   && "$py" -c "import mmcv.ops, mmdet, mmseg, mmfocal" 2>/dev/null \
+   && { [ "$stack" = latest ] || "$py" -c "import mmpretrain.models, timm" 2>/dev/null; }; then
   echo "setup: $stack stack at $venv is up to date"
   exit 0
 fi
@@ -76,6 +81,10 @@ fi
 if [ "$stack" = latest ]; then
   # its wheel pins protobuf<=3.20.2; what it needs at run time is in the deploy extra
   "${pip[@]}" --no-deps mmdeploy
+else
+  # mmpretrain imports torchvision when it builds a model or a pipeline
+  "${pip[@]}" torchvision timm
+  "$py" -c "import mmpretrain.models, timm"
 fi
 "$py" -c "import mmcv.ops; from mmcv.ops import RoIAlign, nms; import mmdet, mmseg, mmfocal"
 echo "$want" > "$stamp"

@@ -1,5 +1,6 @@
 """Evaluate a checkpoint with the config's test dataset and metric (COCO AP for mmdet
-configs, mIoU for mmseg configs: the task follows the config's ``default_scope``)::
+configs, mIoU for mmseg configs, top-1 accuracy for mmpretrain configs: the task follows the
+config's ``default_scope``)::
 
     python tools/test.py configs/detection/mask_rcnn_focalnet_t_1x.py CHECKPOINT
 
@@ -17,7 +18,8 @@ from mmfocal.engine import build_runner, end_distributed, load_config
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Evaluate a detector or a segmentor')
+    parser = argparse.ArgumentParser(
+        description='Evaluate a detector, a segmentor or an image classifier')
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where the evaluation log and metrics go '
@@ -41,8 +43,11 @@ def show_predictions(cfg: Config, task: str, show_dir: str) -> None:
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise ValueError('--show-dir needs default_hooks.visualization in the config')
-    hook.draw = True
     hook.interval = 1
+    if task == 'mmpretrain':  # its hook is switched on by enable and writes to out_dir
+        hook.enable, hook.out_dir = True, show_dir
+        return
+    hook.draw = True
     if task == 'mmdet':
         hook.test_out_dir = show_dir
     else:  # mmseg's hook writes through the visualizer

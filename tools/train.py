@@ -1,4 +1,5 @@
-"""Train a detector (mmdet) or a segmentor (mmseg) from a config.
+"""Train a detector (mmdet), a segmentor (mmseg) or an image classifier (mmpretrain) from a
+config.
 
 The task follows the config's ``default_scope``. Single process::
 
@@ -16,7 +17,8 @@ from mmfocal.engine import (amp_fallback, build_runner, enable_amp, end_distribu
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Train a detector or a segmentor')
+    parser = argparse.ArgumentParser(
+        description='Train a detector, a segmentor or an image classifier')
     parser.add_argument('config', help='config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go '
                         '(default: work_dirs/CONFIG_NAME)')

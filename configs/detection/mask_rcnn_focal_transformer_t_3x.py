@@ -8,9 +8,9 @@ _base_ = [
 ]
 
 custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-# No public host serves the authors' ImageNet-1K weights (their blob host refuses access):
-# put a copy there; docs/en/checkpoints.md, "Where the weights live", says what exists.
-pretrained = 'checkpoints/focal-tiny-is224-ws7.pth'
+# PaddleViT's port of the authors' Focal-T ImageNet-1K weights (plain patch embedding,
+# 82.03 top-1), downloaded by hand: docs/en/checkpoints.md, "Focal Transformer ports".
+pretrained = 'checkpoints/focal_tiny_patch4_window7_224.pdparams'
 model = dict(
     backbone=dict(
         _base_.focal_transformer_t,

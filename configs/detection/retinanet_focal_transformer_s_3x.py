@@ -1,6 +1,8 @@
 # Focal-S RetinaNet 3x, multi-scale training; the FPN uses stages 1..3 only.
 _base_ = './retinanet_focal_transformer_t_3x.py'
 
-pretrained = 'checkpoints/focal-small-is224-ws7.pth'
+# PaddleViT's port of the authors' Focal-S ImageNet-1K weights (plain patch embedding,
+# 83.55 top-1), downloaded by hand: docs/en/checkpoints.md, "Focal Transformer ports".
+pretrained = 'checkpoints/focal_small_patch4_window7_224.pdparams'
 model = dict(
     backbone=dict(depths=(2, 2, 18, 2), init_cfg=dict(checkpoint=pretrained)))

@@ -10,7 +10,8 @@ What is known of a backbone's keys is what its class declares in ``checkpoint_ru
 and size-dependent buffers of released checkpoints (dropped), the :class:`Adaptation` s of
 tensors whose shape may differ (built from this module's kernel padding, focal-level
 growth and bias-table up-sampling), the tensors a released checkpoint may lack (expected
-gaps) and other programs' :class:`WeightLayout` s (timm's, Hugging Face's). This module
+gaps) and other programs' :class:`WeightLayout` s (timm's, Hugging Face's, and Paddle's,
+recognised by the ``.pdparams`` file it was read from, never by its keys). This module
 applies them and names no backbone; where no model is given (the converter without a
 config), the rules of every registered backbone apply.
 
@@ -29,11 +30,13 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
 from ..compat import allow_mmengine_checkpoints, load_weights  # noqa: F401
+from .pdparams import PdparamsError, read_pdparams
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -62,6 +65,19 @@ class Adaptation:
     how: Callable[[torch.Tensor, torch.Size], str]
 
 
+#: ``read_checkpoint`` marks a state dict read from a file of another program whose
+#: tensors are laid out otherwise (Paddle's ``.pdparams``) with the key ``FORMAT_MARK +
+#: format`` (an empty tensor): the :class:`WeightLayout` of that ``file_format`` is
+#: recognised by the mark alone, never from the keys or the shapes
+FORMAT_MARK = 'file-format@@'
+PADDLE = 'paddle'
+
+
+def file_formats(state_dict: StateDict) -> List[str]:
+    """The file formats whose marks (:data:`FORMAT_MARK`) ``state_dict`` carries."""
+    return [k[len(FORMAT_MARK):] for k in state_dict if k.startswith(FORMAT_MARK)]
+
+
 @dataclass(frozen=True)
 class WeightLayout:
     """Another program's key layout of a backbone's weights, and its way to the authors'.
@@ -76,16 +92,33 @@ class WeightLayout:
             key in order.
         flatten (str, optional): renamed keys matching it (searched) hold 1x1 convolution
             weights (out, in, 1, 1) of the model's linear layers: flattened to (out, in).
+        file_format (str, optional): the layout of the files of this format (e.g. 'paddle'),
+            recognised by the mark ``read_checkpoint`` gives what it read from such a file
+            (:data:`FORMAT_MARK`), not by ``detect``.
+        transpose (str, optional): keys matching it (searched, before the renames) whose
+            tensor is 2-D hold linear weights stored (in, out): transposed to (out, in).
     """
     name: str
-    detect: str
-    roots: Tuple[str, ...]
-    renames: Tuple[Tuple[str, Union[str, Callable]], ...]
+    detect: str = ''
+    roots: Tuple[str, ...] = ()
+    renames: Tuple[Tuple[str, Union[str, Callable]], ...] = ()
     flatten: Optional[str] = None
+    file_format: Optional[str] = None
+    transpose: Optional[str] = None
+
+    def transposes(self, key: str, value: torch.Tensor) -> bool:
+        """Whether ``key`` holds an (in, out) linear weight that :meth:`to_authors`
+        transposes."""
+        return self.transpose is not None and value.dim() == 2 and \
+            re.search(self.transpose, key) is not None
 
     def to_authors(self, state_dict: StateDict) -> StateDict:
         out = {}
         for key, value in state_dict.items():
+            if key.startswith(FORMAT_MARK):
+                continue
+            if self.transposes(key, value):
+                value = value.t().contiguous()
             for pattern, repl in self.renames:
                 key = re.sub(pattern, repl, key)
             if self.flatten and re.search(self.flatten, key):
@@ -192,20 +225,36 @@ def read_checkpoint(path: str, extra: Sequence = ()) -> dict:
     ``path`` may also be ``http(s)://...`` (downloaded once into torch hub's cache, see
     :func:`download`), ``hf-hub:ORG/REPO[/FILE][@REVISION]`` (see :func:`hub_file`) or a
     URL of another mmengine file backend.
+
+    A ``.pdparams`` file (PaddlePaddle's) is read by :func:`mmfocal.models.pdparams.
+    read_pdparams`, which runs none of its code; every state dict in it carries the mark
+    of a Paddle file (:data:`FORMAT_MARK`), by which :func:`to_authors_layout` applies the
+    Paddle layout a backbone declares.
     """
     path = str(path)
-    if re.match(r'^https?://', path):
-        return download(path, lambda local: _read_file(local, extra))
+    if re.match(r'^https?://', path):  # the URL's name, not the download's, tells the format
+        return download(path, lambda local: _read_file(local, extra, name=path))
     if path.startswith('hf-hub:'):
         path = hub_file(path)
     elif re.match(r'^\w+://', path):  # other mmengine file backends (s3, ...)
         from mmengine.fileio import get
+        if is_pdparams(path):
+            return _read_paddle(get(path), path)
         return load_weights(io.BytesIO(get(path)), extra)
     return _read_file(path, extra)
 
 
-def _read_file(path: str, extra: Sequence = ()) -> dict:
-    if str(path).endswith('.safetensors'):
+def is_pdparams(name: str) -> bool:
+    """Whether the path or URL ``name`` is a Paddle weight file (``.pdparams``)."""
+    return re.search(r'\.pdparams$', re.sub(r'[?#].*$', '', str(name))) is not None
+
+
+def _read_file(path: str, extra: Sequence = (), name: Optional[str] = None) -> dict:
+    """Read the local file ``path`` by the suffix of ``name`` (default ``path``)."""
+    name = str(name or path)
+    if is_pdparams(name):
+        return _read_paddle(path, name)
+    if name.endswith('.safetensors'):
         return _read_safetensors(path)
     try:
         return load_weights(path, extra)
@@ -325,6 +374,35 @@ def _read_safetensors(path: str) -> dict:
         raise CheckpointError(f'{path} is not a readable safetensors file: {exc}') from exc
 
 
+def _read_paddle(source: Union[str, bytes], name: str) -> dict:
+    """A ``.pdparams`` file (its path or bytes) read by :mod:`mmfocal.models.pdparams`
+    (numpy only, no code of the file run): its arrays as tensors, every state dict in it
+    marked (:data:`FORMAT_MARK`) as read from a Paddle file, so that the layout the
+    backbones declare for Paddle files applies (Linear weights stored (in, out))."""
+    try:
+        content = read_pdparams(source, name)
+    except FileNotFoundError:
+        raise CheckpointError(
+            f'checkpoint file not found: {name}. {WHERE_WEIGHTS_LIVE}') from None
+    except PdparamsError as exc:
+        raise CheckpointError(str(exc)) from exc
+    return _paddle_tensors(content)
+
+
+def _paddle_tensors(obj):
+    """numpy arrays (any byte order, read-only or not) -> tensors; a dict of arrays (a
+    state dict) also gets the mark of a Paddle file."""
+    if isinstance(obj, np.ndarray):
+        native = obj.dtype.newbyteorder('=')
+        return torch.from_numpy(np.array(obj, dtype=native, order='C', copy=True))
+    if not isinstance(obj, dict):
+        return obj
+    out = {k: _paddle_tensors(v) for k, v in obj.items()}
+    if out and all(isinstance(v, np.ndarray) for v in obj.values()):
+        out[FORMAT_MARK + PADDLE] = torch.empty(0)
+    return out
+
+
 def unwrap(checkpoint, prefix: Optional[str] = None, report: Optional[LoadReport] = None,
            rules: Optional[CheckpointRules] = None) -> StateDict:
     """Return the backbone's state dict from a loaded checkpoint.
@@ -363,9 +441,10 @@ def unwrap(checkpoint, prefix: Optional[str] = None, report: Optional[LoadReport
         kept = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
         if not kept:
             raise CheckpointError(f'no key of the checkpoint starts with {prefix!r}')
-        _report_groups(report, [k for k in state_dict if not k.startswith(prefix)],
-                       f'(outside {prefix!r})')
-        state_dict = kept
+        _report_groups(report, [k for k in state_dict if not k.startswith(prefix) and
+                                not k.startswith(FORMAT_MARK)], f'(outside {prefix!r})')
+        marks = {k: v for k, v in state_dict.items() if k.startswith(FORMAT_MARK)}
+        state_dict = {**kept, **marks}  # the file's format stays known
     return {_strip(k, KEY_PREFIXES, roots): v for k, v in state_dict.items()}
 
 
@@ -410,22 +489,43 @@ def _report_groups(report: LoadReport, keys: List[str], why: str) -> None:
 
 def detect_layout(state_dict: StateDict, rules: Optional[CheckpointRules] = None) -> str:
     """The name of the :class:`WeightLayout` of ``rules`` (default :func:`known_rules`)
-    that a key of ``state_dict`` marks, or 'authors' (also mmdet 2's and mmfocal's own)."""
+    that a key of ``state_dict`` marks (or, for another program's file, the format
+    :func:`read_checkpoint` marked it with), or 'authors' (also mmdet 2's and mmfocal's
+    own)."""
     layout = _layout(state_dict, rules if rules is not None else known_rules())
     return layout.name if layout is not None else 'authors'
 
 
 def _layout(state_dict: StateDict, rules: CheckpointRules) -> Optional[WeightLayout]:
-    return next((layout for layout in rules.layouts
-                 if any(re.match(layout.detect, k) for k in state_dict)), None)
+    formats = file_formats(state_dict)
+    if formats:  # read from another program's file: its layout, whatever the keys say
+        layout = next((layout for layout in rules.layouts
+                       if layout.file_format in formats), None)
+        if layout is None:
+            known = [layout.file_format for layout in rules.layouts if layout.file_format]
+            raise CheckpointError(
+                f'the checkpoint was read from a {" and ".join(formats)} file, whose tensors '
+                'are laid out as that program stores them, and the model declares no such '
+                f'layout (it knows the files of: {", ".join(known) or "no other program"}): '
+                'is it a checkpoint of this backbone?')
+        return layout
+    return next((layout for layout in rules.layouts if layout.file_format is None and
+                 any(re.match(layout.detect, k) for k in state_dict)), None)
 
 
-def to_authors_layout(state_dict: StateDict,
-                      rules: Optional[CheckpointRules] = None) -> StateDict:
+def to_authors_layout(state_dict: StateDict, rules: Optional[CheckpointRules] = None,
+                      report: Optional[LoadReport] = None) -> StateDict:
     """``state_dict`` in the authors' key layout, from whichever :class:`WeightLayout` of
-    ``rules`` (default :func:`known_rules`) it is in."""
+    ``rules`` (default :func:`known_rules`) it is in; ``report`` receives one line for the
+    linear weights transposed from another program's (in, out)."""
     layout = _layout(state_dict, rules if rules is not None else known_rules())
-    return layout.to_authors(state_dict) if layout is not None else state_dict
+    if layout is None:
+        return state_dict
+    transposed = [k for k, v in state_dict.items() if layout.transposes(k, v)]
+    if report is not None and transposed:
+        report.adapted.append(f'{len(transposed)} linear weights ({transposed[0]}, ...): '
+                              f'transposed from the (in, out) of the {layout.name} layout')
+    return layout.to_authors(state_dict)
 
 
 # --------------------------------------------------------------------------- adaptation
@@ -501,7 +601,7 @@ def adapt_state_dict(state_dict: StateDict, target: StateDict,
     """
     report = report if report is not None else LoadReport()
     rules = rules if rules is not None else known_rules()
-    state_dict = to_authors_layout(state_dict, rules)
+    state_dict = to_authors_layout(state_dict, rules, report)
     out = {}
     for key, value in state_dict.items():
         if key not in target:
@@ -533,7 +633,9 @@ def check_complete(report: LoadReport, state_dict: StateDict, target: StateDict,
                    loaded: StateDict, strict: bool = True, logger='current',
                    rules: Optional[CheckpointRules] = None) -> None:
     """Raise when nothing was loaded, or (``strict``) when a tensor of the stem or of the
-    stages would keep its initialisation beyond :func:`expected_gap`; warn otherwise."""
+    stages would keep its initialisation beyond :func:`expected_gap`, or when the
+    checkpoint holds tensors of the backbone's own network (under its roots: more blocks,
+    stages or levels) that the model has no place for; warn otherwise."""
     if not loaded:
         raise CheckpointError(
             'the checkpoint matches no tensor of the model (an unknown key layout?). '
@@ -542,10 +644,15 @@ def check_complete(report: LoadReport, state_dict: StateDict, target: StateDict,
     rules = rules if rules is not None else known_rules()
     converted = to_authors_layout(state_dict, rules)
     left = [k for k in report.missing if not expected_gap(k, converted, target, rules)]
-    if not left:
+    roots = re.compile(rf'^({"|".join(rules.roots)})\.')
+    extra = [k for k in report.unexpected if roots.match(k)]
+    if not left and not extra:
         return
-    message = (f'{len(left)} tensors of the model would keep their initialisation: '
-               f'{_sample(left, 8)}. Checkpoint keys: {_sample(state_dict)}; pass '
+    problems = [f'{len(left)} tensors of the model would keep their initialisation: '
+                f'{_sample(left, 8)}'] if left else []
+    problems += [f'{len(extra)} tensors of the checkpoint have no place in the model: '
+                 f'{_sample(extra)} (another variant: depths, focal levels?)'] if extra else []
+    message = (f'{"; ".join(problems)}. Checkpoint keys: {_sample(state_dict)}; pass '
                "init_cfg=dict(type='Pretrained', checkpoint=..., strict=False) to load "
                'it anyway')
     if strict:
@@ -579,6 +686,63 @@ def load_pretrained(model: torch.nn.Module, checkpoint: str, prefix: Optional[st
     return report
 
 
+# ---------------------------------------------------------------------- classifiers
+
+#: the classifier head in the authors' layout (other layouts are renamed to it)
+HEAD_KEYS = ('head.weight', 'head.bias')
+
+
+def to_classifier(checkpoint: dict, backbone: torch.nn.Module,
+                  logger='current') -> Dict[str, torch.Tensor]:
+    """A whole image classifier's checkpoint as the state dict of mmpretrain's
+    ``ImageClassifier`` around ``backbone`` (keys ``backbone.*`` and ``head.fc.*``).
+
+    ``checkpoint`` is what mmengine hands to ``load_state_dict`` (a state dict, or a dict
+    holding one under ``model``): the authors' ImageNet file (``norm``, ``head``), timm's
+    (``head.fc``), Hugging Face's (``focalnet.*``, ``classifier``) or an mmpretrain
+    classifier's own (``backbone.*``, ``head.fc.*``). The backbone's part is adapted by its
+    class's rules as :func:`load_pretrained` does (kernels, levels, bias tables) and must
+    load completely; the head is taken as it is, and a file without one (a headless
+    release) leaves the head at its initialisation. Other keys (a neck's) are kept for
+    ``load_state_dict`` to report.
+
+    Raises:
+        CheckpointError: the backbone's part does not fit (another variant: a tensor of
+            another shape, too few or too many tensors; an unknown layout), or the head's
+            input width is not the backbone's output width.
+    """
+    report, rules = LoadReport(), rules_of(backbone)
+    if any(k.startswith('backbone.') for k in checkpoint):  # an mmpretrain classifier's
+        state_dict = {k[len('backbone.'):]: v for k, v in checkpoint.items()
+                      if k.startswith('backbone.')}
+        head = {k.replace('head.fc.', 'head.'): v for k, v in checkpoint.items()
+                if k.startswith('head.fc.')}
+        rest = {k: v for k, v in checkpoint.items()
+                if not k.startswith(('backbone.', 'head.fc.'))}
+    else:
+        whole = to_authors_layout(unwrap(checkpoint, None, report, rules), rules)
+        head = {k: v for k, v in whole.items() if k in HEAD_KEYS}
+        state_dict = {k: v for k, v in whole.items() if k not in HEAD_KEYS}
+        rest = {}
+    target = backbone.state_dict()
+    loaded, report = adapt_state_dict(state_dict, target, report, rules)
+    check_complete(report, state_dict, target, loaded, True, logger, rules)
+    width = backbone.num_features[-1]
+    if 'head.weight' in head and head['head.weight'].shape[-1] != width:
+        raise CheckpointError(
+            f'the checkpoint\'s head takes {head["head.weight"].shape[-1]} features, the '
+            f'backbone gives {width}: the checkpoint belongs to another variant')
+    report.log(logger)
+    head_line = (f'the head ({head["head.weight"].shape[0]} classes)' if 'head.weight' in head
+                 else 'no head in the checkpoint (the head keeps its initialisation)')
+    print_log(f'classifier: loaded {len(loaded)} of {len(target)} tensors of the backbone '
+              f'{type(backbone).__name__}; {head_line}', logger=logger)
+    out = {f'backbone.{k}': v for k, v in loaded.items()}
+    out.update({k.replace('head.', 'head.fc.'): v for k, v in head.items()})
+    out.update(rest)
+    return out
+
+
 def compare_state_dicts(state: StateDict, target: StateDict) -> List[str]:
     """One line per key missing from ``state``, unexpected in it, or of another shape."""
     problems = [f'missing: {k}' for k in target if k not in state]
@@ -592,15 +756,63 @@ def compare_state_dicts(state: StateDict, target: StateDict) -> List[str]:
 def _load_from_hub(filename: str, map_location=None) -> dict:
     """mmengine's loader for ``hf-hub:`` (``load_from``, ``tools/test.py``, mmengine's own
     ``Pretrained`` init): the file of :func:`hub_file`, read as :func:`read_checkpoint`
-    reads a local one."""
-    return read_checkpoint(filename)
+    reads a local one (a ``.pdparams`` as :func:`_load_from_paddle` gives it)."""
+    return _without_file_formats(read_checkpoint(filename))
+
+
+#: the paths mmengine's ``CheckpointLoader`` reads with :func:`_load_from_paddle`. It tries
+#: its patterns with ``re.match`` in reverse alphabetical order: the first sorts before its
+#: ``https://`` and ``http://``, the second after every named scheme (``hf-hub:`` goes to
+#: :func:`_load_from_hub`, which reads ``.pdparams`` alike) and before the local files' ''
+PADDLE_SCHEMES = (r'https?://.*\.pdparams([?#].*)?\Z', r'.*\.pdparams\Z')
+
+
+def _load_from_paddle(filename: str, map_location=None) -> dict:
+    """mmengine's loader for ``.pdparams`` paths and URLs (``load_from``,
+    ``tools/test.py``, ``mmengine.runner.load_checkpoint``): the file read by
+    :func:`read_checkpoint` (no code of it run), in the authors' layout by the rules of
+    every registered backbone (Linear weights transposed back), without the buffers that
+    the backbones recompute; ``{'state_dict': ...}`` for a flat file."""
+    checkpoint = _without_file_formats(read_checkpoint(filename))
+    return {'state_dict': checkpoint} if all(
+        isinstance(v, torch.Tensor) for v in checkpoint.values()) else checkpoint
+
+
+def _without_file_formats(obj, logger='current'):
+    """``obj`` with every state dict marked as read from another program's file
+    (:data:`FORMAT_MARK`) in the authors' layout, by :func:`known_rules`; the buffers those
+    rules recompute are dropped and logged. Unmarked dicts are returned as they are."""
+    if not isinstance(obj, dict):
+        return obj
+    if not file_formats(obj):
+        out = {k: _without_file_formats(v, logger) for k, v in obj.items()}
+        return obj if all(out[k] is obj[k] for k in obj) else out
+    rules = known_rules()
+    state = to_authors_layout(obj, rules)
+    recomputed = [k for k in state if any(re.search(p, k) for p in rules.recomputed)]
+    if recomputed:
+        print_log(f'dropped {len(recomputed)} buffers the backbone recomputes '
+                  f'({_sample(recomputed, 2)}) of a {" and ".join(file_formats(obj))} file',
+                  logger=logger)
+    return {k: v for k, v in state.items() if k not in recomputed}
 
 
 def register_hub_scheme() -> None:
-    """Let mmengine's ``CheckpointLoader`` read ``hf-hub:`` checkpoints (``import mmfocal``
-    does it)."""
+    """Let mmengine's ``CheckpointLoader`` read ``hf-hub:`` checkpoints and local
+    ``.safetensors`` files (which its own local loader hands to ``torch.load``) with
+    :func:`_load_from_hub`; ``import mmfocal`` does it."""
     from mmengine.runner import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='hf-hub:', loader=_load_from_hub, force=True)
+    CheckpointLoader.register_scheme(prefixes=('hf-hub:', r'.*\.safetensors\Z'),
+                                     loader=_load_from_hub, force=True)
+
+
+def register_paddle_scheme() -> None:
+    """Let mmengine's ``CheckpointLoader`` read ``.pdparams`` files and URLs
+    (:data:`PADDLE_SCHEMES`; ``import mmfocal`` does it)."""
+    from mmengine.runner import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes=PADDLE_SCHEMES, loader=_load_from_paddle,
+                                     force=True)
 
 
 register_hub_scheme()
+register_paddle_scheme()

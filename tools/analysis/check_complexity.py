@@ -1,18 +1,28 @@
 """Compare every config's parameters and FLOPs with its paper's row (from metafile.yml).
 
 For each model of the metafile: params (M) and FLOPs (G, multiply-adds, counted by
-get_flops.py) beside the paper's, with the relative difference. A row is within
-tolerance when params differ by at most 1% and FLOPs by at most 3%; a row outside is
-accepted only when its metafile entry carries ``Metadata: Complexity Note`` saying why.
-Exits 1 when a row is outside tolerance without a note or cannot be measured.
+get_flops.py) beside the paper's, with the relative difference. A detection or
+segmentation row is within tolerance when params differ by at most 1% and FLOPs by at
+most 3%, an image classification row (configs/classification, mmpretrain) by at most 2%
+and 5%; a row outside is accepted only when its metafile entry carries
+``Metadata: Complexity Note`` saying why. Exits 1 when a row is outside tolerance without
+a note or cannot be measured.
 
 Input sizes: one 1280x800 image for detection; H x 4H for segmentation with H the
-config's crop size (512x2048, 640x2560), as the papers counted.
+config's crop size (512x2048, 640x2560); for classification one image of the config's
+test crop (224x224, 384x384), as the papers counted.
+
+``--by-blocks`` counts a classifier on a copy with one block per stage and adds each
+stage's first block (params and FLOPs) once per further block: mmfocal's blocks of a stage
+are alike, so this is the full count at a fraction of the time (tests/test_classification_zoo.py
+checks the two agree).
 
     python tools/analysis/check_complexity.py                   # every config
     python tools/analysis/check_complexity.py 'mask_rcnn_focalnet_t*' --json out.json
+    python tools/analysis/check_complexity.py 'focal*in1k*' --by-blocks
 """
 import argparse
+import copy
 import fnmatch
 import gc
 import json
@@ -21,16 +31,21 @@ import sys
 import traceback
 from typing import List, Optional, Tuple
 
+import torch
 import yaml
+from mmengine.analysis import FlopAnalyzer
 from mmengine.config import Config
+from mmengine.registry import MODELS, init_default_scope
 
 from mmfocal.registry import toolbox_of
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from get_flops import complexity  # noqa: E402
+from get_flops import TensorForward, complexity, crop_shape, sdpa_flop  # noqa: E402,F401
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NOTE_KEY = 'Complexity Note'
+#: largest accepted relative differences (params, FLOPs) per toolbox
+TOLERANCES = {'mmdet': (0.01, 0.03), 'mmseg': (0.01, 0.03), 'mmpretrain': (0.02, 0.05)}
 
 
 def parse_args(argv=None):
@@ -38,10 +53,14 @@ def parse_args(argv=None):
     parser.add_argument('patterns', nargs='*', default=['*'],
                         help='model names (fnmatch patterns) to check (default: all)')
     parser.add_argument('--metafile', default=osp.join(ROOT, 'metafile.yml'))
-    parser.add_argument('--params-tol', type=float, default=0.01,
-                        help='largest accepted relative difference of params')
-    parser.add_argument('--flops-tol', type=float, default=0.03,
-                        help='largest accepted relative difference of FLOPs')
+    parser.add_argument('--params-tol', type=float,
+                        help='largest accepted relative difference of params (default: 0.01, '
+                        'classification 0.02)')
+    parser.add_argument('--flops-tol', type=float,
+                        help='largest accepted relative difference of FLOPs (default: 0.03, '
+                        'classification 0.05)')
+    parser.add_argument('--by-blocks', action='store_true',
+                        help='count classifiers from one block per stage (fast, same result)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help='one input size for every config instead of the papers\'')
     parser.add_argument('--json', help='also write the rows to this file')
@@ -49,16 +68,66 @@ def parse_args(argv=None):
 
 
 def input_shape(cfg: Config) -> Tuple[int, int]:
-    if toolbox_of(cfg) == 'mmdet':
+    toolbox = toolbox_of(cfg)
+    if toolbox == 'mmdet':
         return (800, 1280)
+    if toolbox == 'mmpretrain':
+        return crop_shape(cfg)
     crop = cfg.get('crop_size')
     if crop is None:
         raise ValueError('a segmentation config needs crop_size to choose its FLOPs input')
     return (crop[0], 4 * crop[0])
 
 
-def measure(model: dict, shape: Optional[Tuple[int, int]], tols) -> dict:
-    """One result row for a metafile model entry."""
+def block_counts(model_cfg, shape: Tuple[int, int]):
+    """(params, multiply-adds, [(params, multiply-adds) of each stage's first block]) of
+    the classifier ``model_cfg`` built with one block per stage, on a (1, 3, H, W) input."""
+    one = copy.deepcopy(model_cfg)
+    one.backbone.depths = [1] * len(model_cfg.backbone.depths)
+    one.backbone.pop('init_cfg', None)
+    init_default_scope('mmpretrain')
+    model = MODELS.build(one).eval()  # the counts do not depend on the initial values
+    analyzer = FlopAnalyzer(TensorForward(model, None), (torch.zeros(1, 3, *shape), ))
+    analyzer.set_op_handle('aten::scaled_dot_product_attention', sdpa_flop)
+    analyzer.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    with torch.no_grad():
+        flops, by_module = analyzer.total(), analyzer.by_module()
+    blocks = [(sum(p.numel() for p in layer.blocks[0].parameters()),
+               by_module[f'model.backbone.layers.{i}.blocks.0'])
+              for i, layer in enumerate(model.backbone.layers)]
+    return sum(p.numel() for p in model.parameters()), flops, blocks
+
+
+def add_blocks(counts, depths) -> Tuple[int, int]:
+    """(params, multiply-adds) of the model with ``depths`` from :func:`block_counts`."""
+    params, flops, blocks = counts
+    for (block_params, block_flops), depth in zip(blocks, depths):
+        params += (depth - 1) * block_params
+        flops += (depth - 1) * block_flops
+    return params, flops
+
+
+def complexity_by_blocks(cfg: Config, shape: Tuple[int, int]) -> Tuple[int, int]:
+    """(params, multiply-adds) of a classification config's model on a (1, 3, H, W) input,
+    counted on a copy with one block per stage: each stage's further blocks add what its
+    first block has and counts (mmfocal's blocks of a stage are alike)."""
+    if toolbox_of(cfg) != 'mmpretrain':
+        raise ValueError('counting by blocks is for classification configs')
+    return add_blocks(block_counts(cfg.model, shape), cfg.model.backbone.depths)
+
+
+def tolerances(cfg: Config, params_tol: Optional[float], flops_tol: Optional[float]):
+    """The accepted relative differences for ``cfg``'s row: the given ones, else its
+    toolbox's (``TOLERANCES``)."""
+    default = TOLERANCES[toolbox_of(cfg)]
+    return (default[0] if params_tol is None else params_tol,
+            default[1] if flops_tol is None else flops_tol)
+
+
+def measure(model: dict, shape: Optional[Tuple[int, int]], tols=(None, None),
+            by_blocks: bool = False) -> dict:
+    """One result row for a metafile model entry; ``tols`` (params, FLOPs), None for the
+    toolbox's tolerance."""
     meta = model.get('Metadata', {})
     row = dict(name=model['Name'], config=model['Config'],
                paper_params=meta['Parameters (M)'], paper_flops=meta['FLOPs (G)'],
@@ -66,7 +135,10 @@ def measure(model: dict, shape: Optional[Tuple[int, int]], tols) -> dict:
     try:
         cfg = Config.fromfile(osp.join(ROOT, model['Config']))
         row['shape'] = tuple(shape or input_shape(cfg))
-        params, flops = complexity(cfg, row['shape'])
+        tols = tolerances(cfg, *tols)
+        count = complexity_by_blocks if by_blocks and toolbox_of(cfg) == 'mmpretrain' \
+            else complexity
+        params, flops = count(cfg, row['shape'])
     except Exception as exc:  # reported as a failed row, the others still run
         traceback.print_exc()
         row.update(status='ERROR', error=f'{type(exc).__name__}: {exc}')
@@ -83,7 +155,7 @@ def format_row(row: dict) -> str:
     if row['status'] == 'ERROR':
         return f"{row['name']:<46} ERROR {row['error']}"
     return (f"{row['name']:<46} {row['params']:7.2f} {row['paper_params']:7.1f} "
-            f"{100 * row['params_diff']:+6.2f}%  {row['flops']:7.1f} {row['paper_flops']:6.0f} "
+            f"{100 * row['params_diff']:+6.2f}%  {row['flops']:7.2f} {row['paper_flops']:6.1f} "
             f"{100 * row['flops_diff']:+6.2f}%  {row['status']}")
 
 
@@ -102,7 +174,8 @@ def main(argv=None) -> int:
           f"{'GFLOPs':>7} {'paper':>6} {'diff':>7}  status", flush=True)
     rows = []
     for model in models:
-        rows.append(measure(model, args.shape, (args.params_tol, args.flops_tol)))
+        rows.append(measure(model, args.shape, (args.params_tol, args.flops_tol),
+                            args.by_blocks))
         print(format_row(rows[-1]), flush=True)
         gc.collect()
     bad = [r for r in rows if r['status'] in ('OUT', 'ERROR')]

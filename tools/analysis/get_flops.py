@@ -1,7 +1,8 @@
 """Parameters and FLOPs of a config's model for one input of a fixed size.
 
 FLOPs are counted as the papers count them: multiply-adds, one image, 1280x800 (W x H)
-for detection and 512x2048 (H x W) for segmentation by default, through mmengine's
+for detection, 512x2048 (H x W) for segmentation and the test crop (224x224, 384x384) for
+image classification by default, through mmengine's
 ``FlopAnalyzer`` (a trace of the aten ops: convolutions, linear layers, matmul / bmm /
 einsum, norms, interpolation). The model runs in ``tensor`` mode: a detector's backbone,
 neck and heads, a segmentor's backbone and decode head (the auxiliary head runs only in
@@ -34,6 +35,22 @@ from mmfocal.registry import toolbox_of
 
 DEFAULT_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048)}
 MASK_ROIS = 100  # RoIs the mask heads are counted on, 1000 for the box heads
+
+
+def crop_shape(cfg: Config) -> Tuple[int, int]:
+    """(H, W) of a classification config's test images: its test pipeline's crop."""
+    for step in cfg.test_dataloader.dataset.pipeline:
+        if step['type'] == 'CenterCrop':
+            size = step['crop_size']
+            return (size, size) if isinstance(size, int) else (size[1], size[0])
+    raise ValueError('a classification config needs a CenterCrop in its test pipeline to '
+                     'choose its FLOPs input')
+
+
+def default_shape(cfg: Config) -> Tuple[int, int]:
+    """The input size a config's FLOPs are counted at when none is given."""
+    task = toolbox_of(cfg)
+    return crop_shape(cfg) if task == 'mmpretrain' else DEFAULT_SHAPES[task]
 
 
 def sdpa_flop(inputs: List[Any], outputs: List[Any]) -> int:
@@ -180,7 +197,7 @@ def complexity(cfg: Config, shape: Optional[Tuple[int, int]] = None,
                show_table: bool = False) -> Tuple[int, int]:
     """(params, multiply-adds) of ``cfg``'s model on a (1, 3, H, W) input."""
     task = toolbox_of(cfg)
-    shape = tuple(shape or DEFAULT_SHAPES[task])
+    shape = tuple(shape or default_shape(cfg))
     model = build_model(cfg)
     params = parameter_count(model)['']
     with torch.no_grad():
@@ -192,7 +209,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Params and FLOPs of a config\'s model')
     parser.add_argument('config', help='config file')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size (default: 800 1280 detection, 512 2048 segmentation)')
+                        help='input size (default: 800 1280 detection, 512 2048 segmentation, '
+                        'the test crop for classification)')
     parser.add_argument('--show-table', action='store_true', help='FLOPs per module')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config entries')
@@ -204,7 +222,7 @@ def main():
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    shape = args.shape or DEFAULT_SHAPES[toolbox_of(cfg)]
+    shape = args.shape or default_shape(cfg)
     params, flops = complexity(cfg, shape, args.show_table)
     print(f'config: {args.config}\ninput: 1x3x{shape[0]}x{shape[1]}\n'
           f'params: {params / 1e6:.2f} M\nFLOPs: {flops / 1e9:.1f} G (multiply-adds)')

@@ -1,12 +1,14 @@
 """Convert FocalNet / Focal Transformer weights to mmfocal's layout.
 
-Reads, with ``torch.load(weights_only=True)``:
+Reads, with ``torch.load(weights_only=True)`` (``.pdparams``: with
+``mmfocal.models.pdparams``, numpy only, running none of the file's code):
 
 - ImageNet checkpoints in the authors' layout (``{'model': ...}``), timm's layout or
   Hugging Face's (``FocalNetModel``, ``FocalNetForImageClassification``,
-  ``FocalNetBackbone``), ``.pth`` or ``.safetensors``: writes the backbone's state
-  dict (classifier ``head`` / ``norm`` and size-dependent buffers dropped), ready for
-  ``init_cfg=dict(type='Pretrained', checkpoint=DST)``;
+  ``FocalNetBackbone``), ``.pth`` or ``.safetensors``, and PaddleViT's Focal Transformer
+  ports (``.pdparams``, Linear weights stored (in, out): transposed back): writes the
+  backbone's state dict (classifier ``head`` / ``norm`` and size-dependent buffers
+  dropped), ready for ``init_cfg=dict(type='Pretrained', checkpoint=DST)``;
 - whole detectors / segmentors (the authors' mmdet 2.x / mmseg 0.x releases, or any
   checkpoint with keys under ``backbone.``): writes the whole model for
   ``tools/test.py CONFIG DST``. The backbone goes through the same conversion; the
@@ -20,6 +22,9 @@ is an error that lists the keys.
 Usage::
 
     python tools/model_converters/convert_focalnet.py focalnet_tiny_srf.pth tiny.pth
+    python tools/model_converters/convert_focalnet.py \\
+        focal_tiny_patch4_window7_224.pdparams focal_t.pth \\
+        --config configs/detection/retinanet_focal_transformer_t_1x.py
     python tools/model_converters/convert_focalnet.py \\
         focalnet_tiny_srf_maskrcnn_1x.pth maskrcnn_t.pth \\
         --config configs/detection/mask_rcnn_focalnet_t_1x.py
@@ -58,7 +63,7 @@ def convert_backbone(checkpoint, prefix=None, report: LoadReport = None) -> Stat
     registered backbone."""
     report = report if report is not None else LoadReport()
     rules = known_rules()
-    state = to_authors_layout(unwrap(checkpoint, prefix, report, rules), rules)
+    state = to_authors_layout(unwrap(checkpoint, prefix, report, rules), rules, report)
     out = {}
     for key, value in state.items():
         why = rules.dropped(key)

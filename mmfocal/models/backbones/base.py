@@ -1,4 +1,5 @@
-"""What mmfocal's two backbones share: the four-stage skeleton and its layers.
+"""What mmfocal's two backbones share: the staged skeleton (any number of stages, four in
+the papers' hierarchical models) and its layers.
 
 Token maps are (B, H, W, C) contiguous throughout; convolutions read (B, C, H, W)
 ``permute`` views of them (channels-last strides), so layout changes copy nothing. Only the
@@ -21,10 +22,7 @@ from mmcv.cnn.bricks.drop import DropPath
 from mmengine.model import BaseModule
 
 from ...compat import Size, autocast_enabled, is_tracing
-from ..checkpoint import CheckpointRules, load_pretrained
-
-NUM_STAGES = 4
-
+from ..checkpoint import CheckpointRules, load_pretrained, to_classifier
 
 PRETRAINED_KEYS = ('type', 'checkpoint', 'prefix', 'strict')
 
@@ -84,14 +82,24 @@ def is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def as_stage_list(value: Union[int, Sequence[int]], name: str, minimum: int = 1) -> List[int]:
-    """An int for every stage, or one int >= ``minimum`` per stage."""
-    values = [value] * NUM_STAGES if is_int(value) else value
-    if isinstance(values, (list, tuple)) and len(values) == NUM_STAGES and all(
+def as_depths(depths: Sequence[int]) -> List[int]:
+    """Blocks per stage: one positive int per stage, at least one stage."""
+    if isinstance(depths, (list, tuple)) and depths and all(
+            is_int(d) and d >= 1 for d in depths):
+        return list(depths)
+    raise ValueError('depths must be a non-empty list of positive ints, the blocks of each '
+                     f'stage (its length is the number of stages), got {depths!r}')
+
+
+def as_stage_list(value: Union[int, Sequence[int]], name: str, stages: int,
+                  minimum: int = 1) -> List[int]:
+    """An int for every one of ``stages`` stages, or one int >= ``minimum`` per stage."""
+    values = [value] * stages if is_int(value) else value
+    if isinstance(values, (list, tuple)) and len(values) == stages and all(
             is_int(v) and v >= minimum for v in values):
         return list(values)
-    raise ValueError(f'{name} must be an int >= {minimum} or {NUM_STAGES} such ints (one per '
-                     f'stage), got {value!r}')
+    raise ValueError(f'{name} must be an int >= {minimum} or {stages} such ints (one per '
+                     f'stage of depths), got {value!r}')
 
 
 def check_positive_int(**values) -> None:
@@ -304,7 +312,9 @@ def output_norm(key: str, state_dict, target) -> bool:
 
 
 class StagedBackbone(BaseModule):
-    """Stem, four :class:`Stage` s and one ``norm{i}`` per output index, as mmdet's Swin.
+    """Stem, one :class:`Stage` per entry of ``depths`` and one ``norm{i}`` per output index,
+    as mmdet's Swin; or, as an image classifier's trunk (``final_norm``), the authors'
+    ImageNet model up to its final ``norm``.
 
     Subclasses build ``patch_embed`` and ``layers`` with :meth:`_build_stages` and then call
     :meth:`_finish_init`; their ``checkpoint_rules`` extend these (the authors' key roots,
@@ -315,24 +325,35 @@ class StagedBackbone(BaseModule):
         roots=('patch_embed', 'layers', r'norm\d*', 'head'), classifier=(r'(norm|head)\.', ),
         expected_gaps=(output_norm, ))
 
-    def __init__(self, *, out_indices: Sequence[int], frozen_stages: int, drop_rate: float,
+    def __init__(self, *, depths: Sequence[int], out_indices: Optional[Sequence[int]],
+                 final_norm: bool, frozen_stages: int, drop_rate: float,
                  drop_path_rate: float, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
+        self.depths = as_depths(depths)
+        stages = len(self.depths)
+        check_bool(final_norm=final_norm)
+        if final_norm and out_indices is not None:
+            raise ValueError('final_norm=True returns the last stage through the final norm '
+                             f'only: leave out_indices at None, got {out_indices!r}')
+        if out_indices is None:
+            out_indices = (stages - 1, ) if final_norm else tuple(range(stages))
         if not isinstance(out_indices, (list, tuple)) or not out_indices or len(
                 set(out_indices)) != len(out_indices) or not all(
-                is_int(i) and i in range(NUM_STAGES) for i in out_indices):
-            raise ValueError(f'out_indices must be distinct stages in 0..{NUM_STAGES - 1}, '
-                             f'got {out_indices!r}')
+                is_int(i) and i in range(stages) for i in out_indices):
+            raise ValueError(f'out_indices must be distinct stages in 0..{stages - 1} (the '
+                             f'model has {stages} stages, one per entry of depths), got '
+                             f'{out_indices!r}')
         out_indices = tuple(out_indices)
-        if not is_int(frozen_stages) or frozen_stages not in range(-1, NUM_STAGES + 1):
-            raise ValueError(f'frozen_stages must be an int in -1..{NUM_STAGES}, '
-                             f'got {frozen_stages!r}')
+        if not is_int(frozen_stages) or frozen_stages not in range(-1, stages + 1):
+            raise ValueError(f'frozen_stages must be an int in -1..{stages} (the model has '
+                             f'{stages} stages), got {frozen_stages!r}')
         for name, rate in (('drop_rate', drop_rate), ('drop_path_rate', drop_path_rate)):
             if isinstance(rate, bool) or not isinstance(rate, (int, float)) or \
                     not 0 <= rate < 1:
                 raise ValueError(f'{name} must be a number in [0, 1), got {rate!r}')
         self._check_init_cfg(init_cfg)
         self.out_indices = out_indices
+        self.final_norm = final_norm
         self.frozen_stages = frozen_stages
         self.pos_drop = nn.Dropout(drop_rate)  # the authors' dropout after the stem
 
@@ -360,35 +381,53 @@ class StagedBackbone(BaseModule):
         return [rates[sum(depths[:i]):sum(depths[:i + 1])] for i in range(len(depths))]
 
     def _build_stages(self, make_block: Callable[[int, int, float], nn.Module], *,
-                      in_channels: int, embed_dims: int, depths: Sequence[int],
-                      patch_size: int, use_conv_embed: bool, norm_cfg: dict,
-                      drop_path_rate: float, with_cp: bool) -> List[int]:
-        """Build the stem ``patch_embed`` and the four ``layers``: stage i holds depths[i]
-        blocks ``make_block(i, dims_i, drop_path)`` of width dims_i = embed_dims * 2**i
-        (drop-path rates rising linearly over all blocks) and, but for the last stage, the
-        stride-2 patch embedding to the next width. Returns the widths."""
-        dims = [embed_dims * 2**i for i in range(NUM_STAGES)]
+                      in_channels: int, embed_dims: int, patch_size: int,
+                      use_conv_embed: bool, norm_cfg: dict, drop_path_rate: float,
+                      with_cp: bool) -> List[int]:
+        """Build the stem ``patch_embed`` and ``layers``, one stage per entry of
+        ``self.depths``: stage i holds depths[i] blocks ``make_block(i, dims_i, drop_path)``
+        of width dims_i = embed_dims * 2**i (drop-path rates rising linearly over all
+        blocks) and, but for the last stage, the stride-2 patch embedding to the next
+        width. Returns the widths."""
+        stages = len(self.depths)
+        dims = [embed_dims * 2**i for i in range(stages)]
         self.patch_embed = PatchEmbed(in_channels, embed_dims, stride=patch_size,
                                       use_conv_embed=use_conv_embed, is_stem=True,
                                       norm_cfg=norm_cfg)
-        drop_paths = self.drop_path_rates(depths, drop_path_rate)
+        drop_paths = self.drop_path_rates(self.depths, drop_path_rate)
         self.layers = nn.ModuleList()
-        for i in range(NUM_STAGES):
+        for i in range(stages):
             blocks = [make_block(i, dims[i], rate) for rate in drop_paths[i]]
             downsample = PatchEmbed(
                 dims[i], dims[i + 1], stride=2, use_conv_embed=use_conv_embed, is_stem=False,
-                norm_cfg=norm_cfg) if i < NUM_STAGES - 1 else None
+                norm_cfg=norm_cfg) if i < stages - 1 else None
             self.layers.append(Stage(blocks, downsample, with_cp=with_cp))
         return dims
 
     def _finish_init(self, num_features: Sequence[int], norm_cfg: dict) -> None:
-        """Add the output norms; freeze what ``frozen_stages`` says (also under DDP)."""
+        """Add the output norms (``norm{i}``, or the final ``norm``); freeze what
+        ``frozen_stages`` says (also under DDP)."""
         self.num_features = list(num_features)
         for i in self.out_indices:
-            self.add_module(f'norm{i}', build_norm_layer(norm_cfg, num_features[i])[1])
-            nn.init.constant_(getattr(self, f'norm{i}').weight, 1.0)
-            nn.init.constant_(getattr(self, f'norm{i}').bias, 0)
+            norm = build_norm_layer(norm_cfg, num_features[i])[1]
+            nn.init.constant_(norm.weight, 1.0)
+            nn.init.constant_(norm.bias, 0)
+            self.add_module(self.output_norm_name(i), norm)
         self._freeze_stages()
+
+    def output_norm_name(self, stage: int) -> str:
+        """``norm{stage}``; a classifier's trunk (``final_norm``): ``norm``, the authors'
+        name of their ImageNet model's final norm, which dense configs do not load."""
+        return 'norm' if self.final_norm else f'norm{stage}'
+
+    def _checkpoint_filter(self, state_dict: dict, prefix: str, *args) -> None:
+        """mmpretrain's ``ImageClassifier`` runs this before it loads ``state_dict`` (its
+        keys under ``prefix``): a whole classifier's checkpoint in any layout the backbone's
+        rules know (the authors', timm's, Hugging Face's, its own) is rewritten in place
+        into the classifier's keys, adapted and checked (:func:`to_classifier`)."""
+        own = {k[len(prefix):]: state_dict.pop(k) for k in list(state_dict)
+               if k.startswith(prefix)}
+        state_dict.update({prefix + k: v for k, v in to_classifier(own, self).items()})
 
     def init_weights(self) -> None:
         """Load ``init_cfg``'s pretrained checkpoint with adaptation, or defer to mmengine."""
@@ -406,7 +445,7 @@ class StagedBackbone(BaseModule):
         for i in range(self.frozen_stages):
             frozen.append(self.layers[i])
             if i in self.out_indices:
-                frozen.append(getattr(self, f'norm{i}'))
+                frozen.append(getattr(self, self.output_norm_name(i)))
         for module in frozen:
             module.eval()
             for param in module.parameters():
@@ -432,13 +471,15 @@ class StagedBackbone(BaseModule):
                              f'got shape {tuple(x.shape)}')
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        """(B, C_in, H, W) -> tuple of contiguous (B, C_i, ceil(H / 2**(i+2)), ceil(W / 2**(i+2)))
-        for i in ``out_indices``."""
+        """(B, C_in, H, W) -> tuple of contiguous (B, C_i, H_i, W_i) for i in
+        ``out_indices`` (with ``final_norm``: the last stage only), with
+        C_i = embed_dims * 2**i, H_i = ceil(H / (patch_size * 2**i)) and W_i alike."""
         self._check_input(x)
         x = self.pos_drop(self.patch_embed(x))
         outs = []
         for i, stage in enumerate(self.layers):
             out, x = stage(x)
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(out).permute(0, 3, 1, 2).contiguous())
+                norm = getattr(self, self.output_norm_name(i))
+                outs.append(norm(out).permute(0, 3, 1, 2).contiguous())
         return tuple(outs)

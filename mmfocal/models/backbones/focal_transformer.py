@@ -19,7 +19,7 @@ gradients are needed the attention is :class:`GatheredAttention`, which keeps le
 backward pass and sends the key/value gradients back to the token table with ``index_add_``.
 """
 import functools
-from typing import List, NamedTuple, Sequence, Tuple, Union
+from typing import List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -29,7 +29,7 @@ from mmengine.model.weight_init import trunc_normal_
 
 from ...compat import Size, feature_size, is_tracing
 from ...registry import register_backbone
-from ..checkpoint import Adaptation, CheckpointRules, resize_bias_table
+from ..checkpoint import PADDLE, Adaptation, CheckpointRules, WeightLayout, resize_bias_table
 from .base import (ResidualBlock, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
                    check_positive_int, check_positive_number, is_int, known_zero, padding,
                    recomputes, row_chunks)
@@ -496,15 +496,23 @@ FOCAL_TRANSFORMER_ADAPTATIONS = (
                how=lambda value, shape: 'bilinearly up-sampled'))
 
 
+#: PaddleViT's ports of the released ImageNet models (``.pdparams``, read by
+#: ``mmfocal.models.pdparams``): the authors' keys and buffers, every ``nn.Linear`` weight
+#: (the only 2-D ``.weight``) stored (in, out); the position-bias tables as the authors'
+PADDLE_LAYOUT = WeightLayout(name='paddle', file_format=PADDLE, transpose=r'\.weight$')
+
+
 @register_backbone
 class FocalTransformer(StagedBackbone):
     """Focal Transformer backbone for dense prediction.
 
     State-dict keys are the authors' (``patch_embed``, ``layers.{i}.blocks.{j}.{norm1,attn,
     pool_layers,norm2,mlp}``, ``layers.{i}.downsample``) plus one ``norm{i}`` per output, so
-    their ImageNet checkpoints load directly; ``init_cfg=dict(type='Pretrained',
-    checkpoint=...)`` up-samples the position-bias tables to this model's ``focal_windows``
-    (``mmfocal.models.checkpoint``). Position indices are recomputed, never loaded.
+    their ImageNet checkpoints load directly, and so do PaddleViT's ports of them
+    (``.pdparams``, whose Linear weights are transposed back: :data:`PADDLE_LAYOUT`);
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)`` up-samples the position-bias tables
+    to this model's ``focal_windows`` (``mmfocal.models.checkpoint``). Position indices are
+    recomputed, never loaded.
 
     Surrounding tokens: every block with ``expand_size`` > 0 owns
     ``relative_position_bias_table_to_neighbors`` and uses it whenever its (padded) map has
@@ -518,7 +526,8 @@ class FocalTransformer(StagedBackbone):
         patch_size (int): Stride of the stem. Default 4.
         in_channels (int): Input channels. Default 3.
         embed_dims (int): Channels of stage 0; stage i has ``embed_dims * 2**i``.
-        depths (Sequence[int]): Blocks per stage.
+        depths (Sequence[int]): Blocks per stage; its length is the number of stages
+            (the papers' hierarchical models: 4, FocalNet's isotropic ones: 1).
         num_heads (Sequence[int]): Attention heads per stage.
         window_size (int): Window side w (queries attend per window). Default 7.
         expand_size (int | Sequence[int]): Surrounding fine tokens within this distance of
@@ -544,8 +553,13 @@ class FocalTransformer(StagedBackbone):
             released models (their ImageNet checkpoints then give exactly their outputs);
             by default those outside the map are masked.
         norm_cfg (dict): Norm layer config; LN.
-        out_indices (Sequence[int]): Stages whose outputs (B, C_i, H_i, W_i) are returned,
-            taken before the stage's downsampling, H_i = ceil(H / 2**(i + 2)).
+        out_indices (Sequence[int], optional): Stages whose outputs (B, C_i, H_i, W_i) are
+            returned, taken before the stage's downsampling, H_i = ceil(H / (patch_size *
+            2**i)). Default: every stage.
+        final_norm (bool): The trunk of an image classifier (mmpretrain's
+            ``ImageClassifier``): returns a one-tuple, the last stage's output through the
+            final LayerNorm ``norm`` of the authors' ImageNet model, so that their
+            classification checkpoints load whole; out_indices must stay None.
         frozen_stages (int): -1 freezes nothing, 0 the stem, i the stem and stages < i.
         with_cp (bool): Gradient checkpointing of every block.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
@@ -554,6 +568,7 @@ class FocalTransformer(StagedBackbone):
     pictures = 'position_bias_tables'  # what mmfocal.visualization draws of it
     checkpoint_rules = StagedBackbone.checkpoint_rules + CheckpointRules(
         adaptations=FOCAL_TRANSFORMER_ADAPTATIONS, expected_gaps=(neighbour_table, ),
+        layouts=(PADDLE_LAYOUT, ),
         # buffers of the released model that depend on the input size
         recomputed=(r'\.(relative_position_index\w*|valid_ind_\w+|attn_mask\w*|window_mask\w*)$', ))
 
@@ -580,17 +595,19 @@ class FocalTransformer(StagedBackbone):
                  layerscale_value: float = 1e-4,
                  wrap_neighbors: bool = False,
                  norm_cfg: dict = dict(type='LN'),
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_indices: Optional[Sequence[int]] = None,
+                 final_norm: bool = False,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg=None):
-        super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
-                         drop_rate=drop_rate, drop_path_rate=drop_path_rate, init_cfg=init_cfg)
-        depths = as_stage_list(depths, 'depths')
-        num_heads = as_stage_list(num_heads, 'num_heads')
-        focal_windows = as_stage_list(focal_windows, 'focal_windows')
-        focal_levels = as_stage_list(focal_levels, 'focal_levels')
-        expand_sizes = as_stage_list(expand_size, 'expand_size', minimum=0)
+        super().__init__(depths=depths, out_indices=out_indices, final_norm=final_norm,
+                         frozen_stages=frozen_stages, drop_rate=drop_rate,
+                         drop_path_rate=drop_path_rate, init_cfg=init_cfg)
+        stages = len(self.depths)
+        num_heads = as_stage_list(num_heads, 'num_heads', stages)
+        focal_windows = as_stage_list(focal_windows, 'focal_windows', stages)
+        focal_levels = as_stage_list(focal_levels, 'focal_levels', stages)
+        expand_sizes = as_stage_list(expand_size, 'expand_size', stages, minimum=0)
         _check_args(pretrain_img_size=pretrain_img_size, patch_size=patch_size,
                     in_channels=in_channels, embed_dims=embed_dims, num_heads=num_heads,
                     window_size=window_size, expand_sizes=expand_sizes,
@@ -612,9 +629,9 @@ class FocalTransformer(StagedBackbone):
                 norm_cfg=norm_cfg)
 
         dims = self._build_stages(
-            block, in_channels=in_channels, embed_dims=embed_dims, depths=depths,
-            patch_size=patch_size, use_conv_embed=use_conv_embed, norm_cfg=norm_cfg,
-            drop_path_rate=drop_path_rate, with_cp=with_cp)
+            block, in_channels=in_channels, embed_dims=embed_dims, patch_size=patch_size,
+            use_conv_embed=use_conv_embed, norm_cfg=norm_cfg, drop_path_rate=drop_path_rate,
+            with_cp=with_cp)
         self._init_default()
         self._finish_init(dims, norm_cfg)
 

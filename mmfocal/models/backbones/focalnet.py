@@ -1,4 +1,5 @@
-"""FocalNet: focal modulation networks (Yang et al., ECCV 2022) for dense prediction.
+"""FocalNet: focal modulation networks (Yang et al., NeurIPS 2022) for dense prediction and
+image classification.
 
 Tokens stay in one memory layout from the stem to the outputs: (B, H, W, C) contiguous,
 which is what LayerNorm and the linear layers read. Where a convolution needs (B, C, H, W)
@@ -6,7 +7,7 @@ it gets a ``permute`` view of the same memory (channels-last strides), and retur
 result in that layout, so no tensor is copied for a layout change.
 """
 import re
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -336,6 +337,7 @@ TIMM_LAYOUT = WeightLayout(
     name='timm', detect=r'stem\.proj\.', roots=('stem', ),
     renames=((r'^stem\.', 'patch_embed.'), (r'^layers\.(\d+)\.downsample\.', _timm_downsample),
              (r'\.ls1\.gamma', '.gamma_1'), (r'\.ls2\.gamma', '.gamma_2'),
+             (r'\.norm([12])_post\.', r'.norm\1.'),  # the post-norm blocks' norms
              (r'\.modulation\.norm\.', '.modulation.ln.'), (r'^head\.fc\.', 'head.')),
     flatten=r'\.(modulation\.(f|proj)|mlp\.fc1|mlp\.fc2)\.weight$')
 
@@ -370,7 +372,8 @@ class FocalNet(StagedBackbone):
         patch_size (int): Stride of the stem. Default 4.
         in_channels (int): Input channels. Default 3.
         embed_dims (int): Channels of stage 0; stage i has ``embed_dims * 2**i``.
-        depths (Sequence[int]): Blocks per stage.
+        depths (Sequence[int]): Blocks per stage; its length is the number of stages
+            (the papers' hierarchical models: 4, FocalNet's isotropic ones: 1).
         mlp_ratio (float): MLP hidden size / channels.
         drop_rate (float): Dropout after the stem, the MLP layers and the modulation
             projection.
@@ -385,8 +388,13 @@ class FocalNet(StagedBackbone):
         layerscale_value (float): Initial layer-scale value.
         normalize_modulator (bool): Divide the aggregated context by L + 1.
         norm_cfg (dict): Norm layer config. Default LN.
-        out_indices (Sequence[int]): Stages whose outputs (B, C_i, H_i, W_i) are returned,
-            taken before the stage's downsampling, H_i = ceil(H / 2**(i + 2)).
+        out_indices (Sequence[int], optional): Stages whose outputs (B, C_i, H_i, W_i) are
+            returned, taken before the stage's downsampling, H_i = ceil(H / (patch_size *
+            2**i)). Default: every stage.
+        final_norm (bool): The trunk of an image classifier (mmpretrain's
+            ``ImageClassifier``): returns a one-tuple, the last stage's output through the
+            final LayerNorm ``norm`` of the authors' ImageNet model, so that their
+            classification checkpoints load whole; out_indices must stay None.
         frozen_stages (int): -1 freezes nothing, 0 the stem, i the stem and stages < i.
         with_cp (bool): Gradient checkpointing of every block.
         init_cfg (dict, optional): e.g. ``dict(type='Pretrained', checkpoint=PATH)``.
@@ -414,15 +422,17 @@ class FocalNet(StagedBackbone):
                  layerscale_value: float = 1e-4,
                  normalize_modulator: bool = False,
                  norm_cfg: dict = dict(type='LN'),
-                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_indices: Optional[Sequence[int]] = None,
+                 final_norm: bool = False,
                  frozen_stages: int = -1,
                  with_cp: bool = False,
                  init_cfg=None):
-        super().__init__(out_indices=out_indices, frozen_stages=frozen_stages,
-                         drop_rate=drop_rate, drop_path_rate=drop_path_rate, init_cfg=init_cfg)
-        depths = as_stage_list(depths, 'depths')
-        focal_levels = as_stage_list(focal_levels, 'focal_levels')
-        focal_windows = as_stage_list(focal_windows, 'focal_windows')
+        super().__init__(depths=depths, out_indices=out_indices, final_norm=final_norm,
+                         frozen_stages=frozen_stages, drop_rate=drop_rate,
+                         drop_path_rate=drop_path_rate, init_cfg=init_cfg)
+        stages = len(self.depths)
+        focal_levels = as_stage_list(focal_levels, 'focal_levels', stages)
+        focal_windows = as_stage_list(focal_windows, 'focal_windows', stages)
         _check_args(patch_size=patch_size, in_channels=in_channels, embed_dims=embed_dims,
                     mlp_ratio=mlp_ratio, focal_windows=focal_windows,
                     layerscale_value=layerscale_value, norm_cfg=norm_cfg,
@@ -440,9 +450,9 @@ class FocalNet(StagedBackbone):
                 layerscale_value=layerscale_value, norm_cfg=norm_cfg)
 
         dims = self._build_stages(
-            block, in_channels=in_channels, embed_dims=embed_dims, depths=depths,
-            patch_size=patch_size, use_conv_embed=use_conv_embed, norm_cfg=norm_cfg,
-            drop_path_rate=drop_path_rate, with_cp=with_cp)
+            block, in_channels=in_channels, embed_dims=embed_dims, patch_size=patch_size,
+            use_conv_embed=use_conv_embed, norm_cfg=norm_cfg, drop_path_rate=drop_path_rate,
+            with_cp=with_cp)
         self.apply(self._init_default)
         self._finish_init(dims, norm_cfg)
 

@@ -5,6 +5,7 @@ classifier's checkpoint to a detection config."""
 import os
 import os.path as osp
 import re
+import subprocess
 import textwrap
 
 import numpy as np
@@ -401,3 +402,31 @@ def test_a_trained_classifier_starts_a_detector(tmp_path):
     assert 'dropped norm.weight (classification only)' in lines
     assert 'zero-padded at the centre' in lines
     assert not report.unexpected and all(re.match(r'norm\d\.', k) for k in report.missing)
+
+
+def test_the_converter_writes_a_whole_classifier_for_a_classification_config(tmp_path):
+    """tools/model_converters/convert_focalnet.py with a classification config: the
+    authors' FocalNet-T/16 file (Hugging Face's layout here) becomes the classifier's own
+    checkpoint, which loads strictly and gives the reference's logits; a file of another
+    class count is refused naming the head."""
+    config = osp.join(ROOT, 'configs/classification/focalnet-t-iso-p16_8xb128_in1k.py')
+    arch = dict(embed_dims=192, depths=(12, ), patch_size=16, focal_levels=3,
+                focal_windows=3)
+    sd = authors_weights(arch, 1000)
+    src, dst = tmp_path / 'hf.pth', tmp_path / 'converted.pth'
+    torch.save(to_huggingface(sd), src)
+    converter = 'tools/model_converters/convert_focalnet.py'
+    run_checked([PYTHON, converter, str(src), str(dst), '--config', config])
+    model = classifier(dict(type='FocalNet', final_norm=True, **arch), 1000, 192)
+    model.load_state_dict(torch.load(dst, weights_only=True)['state_dict'], strict=True)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference_logits(sd, arch, x), rtol=1e-5,
+                                   atol=1e-5)
+    sd.update({'head.weight': sd['head.weight'][:10], 'head.bias': sd['head.bias'][:10]})
+    torch.save({'model': sd}, src)
+    result = subprocess.run([PYTHON, converter, str(src), str(dst), '--config', config],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert re.search(r'shape: head\.fc\.weight \(10, 192\) in the checkpoint, '
+                     r'\(1000, 192\) in the model', result.stderr), result.stderr

@@ -14,6 +14,10 @@ Reads, with ``torch.load(weights_only=True)`` (``.pdparams``: with
   ``tools/test.py CONFIG DST``. The backbone goes through the same conversion; the
   training state (``optimizer``, ``meta``) is dropped.
 
+With ``--config`` of an image classifier (configs/classification), an ImageNet checkpoint
+in any of these layouts is written whole for that classifier (``backbone.*`` with the
+final ``norm``, ``head.fc.*``), for ``load_from`` or ``tools/test.py CONFIG DST``.
+
 The output is ``{'state_dict': ...}``. With ``--config`` the result is checked against
 the config's model: every model key must be present with its shape (whole models), or
 adaptable by ``mmfocal.models.checkpoint.adapt_state_dict`` (backbones); any difference
@@ -38,7 +42,8 @@ import torch
 
 from mmfocal.models.checkpoint import (CheckpointError, LoadReport, adapt_state_dict,
                                        compare_state_dicts, expected_gap, known_rules,
-                                       read_checkpoint, rules_of, to_authors_layout, unwrap)
+                                       read_checkpoint, rules_of, to_authors_layout,
+                                       to_classifier, unwrap)
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -116,14 +121,29 @@ def check_backbone(state: StateDict, backbone: torch.nn.Module) -> List[str]:
         [f'unexpected: {k}' for k in report.unexpected]
 
 
+def is_classifier(model: torch.nn.Module) -> bool:
+    """An image classifier around a trunk with the final norm (mmpretrain's
+    ``ImageClassifier`` of configs/classification)."""
+    return getattr(model.backbone, 'final_norm', False) and hasattr(model, 'head')
+
+
 def convert(src: str, dst: str, config: str = None) -> LoadReport:
     report = LoadReport()
     checkpoint = read_checkpoint(src)
+    model = build_model(config) if config else None
+    if model is not None and is_classifier(model):  # the whole classifier, head included
+        state = to_classifier(checkpoint, model.backbone)
+        problems = compare_state_dicts(state, model.state_dict())
+        if problems:
+            raise CheckpointError(
+                f'{src} does not fit the classifier of {config} '
+                f'({len(problems)} differences):\n  ' + '\n  '.join(problems))
+        torch.save({'state_dict': state}, dst)
+        return report
     whole = is_whole_model(checkpoint)
     state = convert_whole_model(checkpoint, report) if whole else convert_backbone(
         checkpoint, report=report)
-    if config:
-        model = build_model(config)
+    if model is not None:
         problems = (compare_state_dicts(state, model.state_dict()) if whole else
                     check_backbone(state, model.backbone))
         if problems:

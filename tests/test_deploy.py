@@ -40,6 +40,10 @@ sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
 import deploy as deploy_tool  # noqa: E402
 
 TOLERANCE = 1e-4
+#: box corners are pixel coordinates, up to about 2000 before clipping: float32 resolves them
+#: to 1.2e-4 there, so the graph's and PyTorch's rounding may differ by that much on some
+#: CPUs (a thousandth of a pixel is what the boxes are held to)
+BOX_TOLERANCE = 1e-3
 
 
 def run(args, timeout=900):
@@ -196,13 +200,14 @@ def deploy_with_tool(deploy_cfg, config, checkpoint, images, work_dir, *extra):
 
 
 def assert_within(result, images, work_dir, detections=False, sizes=None):
-    """Every image checked within TOLERANCE, at ``sizes`` input sizes (default: as many
-    as images)."""
+    """Every image checked within TOLERANCE (boxes: BOX_TOLERANCE), at ``sizes`` input
+    sizes (default: as many as images)."""
     assert [c.image for c in result.checks] == images
     assert len({c.input_shape for c in result.checks}) == (sizes or len(images))
     for check in result.checks:
         assert check.ok
-        assert all(d.max_abs < TOLERANCE for d in check.comparison.differences), check
+        assert all(d.max_abs < (BOX_TOLERANCE if d.name == 'boxes' else TOLERANCE)
+                   for d in check.comparison.differences), check
         if detections:
             assert check.comparison.detections[0] == check.comparison.detections[1] > 0
             assert check.features.max_abs == 0
@@ -373,7 +378,22 @@ def demo_variant(config, path):
         cfg.model.test_cfg.rcnn.max_per_img = 20
     if not cfg.model.roi_head.get('mask_head'):
         cfg.val_evaluator.metric = cfg.test_evaluator.metric = 'bbox'
+    if 'score_thr' in cfg.model.test_cfg.get('rcnn', {}):
+        cfg.model.test_cfg.rcnn.score_thr = LOW_SCORE
     cfg.dump(str(path))
+    return str(path)
+
+
+#: the score threshold of the trained systems' graphs and PyTorch (0.05 in the configs):
+#: a detector of 24 iterations scores low, and the graphs are compared on what it detects
+LOW_SCORE = 0.01
+
+
+def low_score_deploy_config(deploy_cfg, work_dir):
+    """configs/deploy/DEPLOY_CFG keeping boxes scored above :data:`LOW_SCORE`."""
+    path = work_dir / deploy_cfg
+    path.write_text(f'_base_ = [{osp.join(DEPLOY, deploy_cfg)!r}]\n'
+                    f'codebase_config = dict(post_processing=dict(score_threshold={LOW_SCORE}))\n')
     return str(path)
 
 
@@ -395,7 +415,7 @@ def test_trained_system_deploys(name, demo_data, tmp_path):
     PyTorch's detections on a training image and a wide one, its static graph on the
     training image (the size of every demo image), and tools/deployment/test.py with
     either graph the AP of tools/test.py within 0.01 (Sparse R-CNN's AP is still 0 after
-    24 iterations; its detections are compared)."""
+    24 iterations; its detections are compared). Both keep boxes scored above LOW_SCORE."""
     config, task = TRAINED_SYSTEMS[name]
     config = demo_variant(config, tmp_path / f'{name}.py')
     options = demo_data_options(demo_data)
@@ -408,7 +428,7 @@ def test_trained_system_deploys(name, demo_data, tmp_path):
     wide = str(tmp_path / 'wide.jpg')
     cv2.imwrite(wide, cv2.resize(cv2.imread(train[0]), (144, 72)))
     for kind, images in (('dynamic', [train[0], wide, train[1]]), ('static', train)):
-        deploy_cfg = f'{task}_onnxruntime_{kind}.py'
+        deploy_cfg = low_score_deploy_config(f'{task}_onnxruntime_{kind}.py', tmp_path)
         result = deploy_with_tool(deploy_cfg, config, checkpoint, images, tmp_path / kind,
                                   '--cfg-options', *options)
         assert_within(result, images, tmp_path / kind, sizes=2 if kind == 'dynamic' else 1)

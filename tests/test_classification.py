@@ -15,7 +15,7 @@ import torch
 pytest.importorskip('mmpretrain.models', reason='image classification needs mmpretrain '
                     "and torchvision: pip install 'mmfocal[cls]'")
 
-from mmengine.registry import DefaultScope, init_default_scope  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
 from mmpretrain.registry import MODELS  # noqa: E402
 
@@ -269,9 +269,10 @@ def test_get_model_init_cfg_and_the_inferencer_load_the_authors_file(tmp_path):
     model.init_weights()
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(x), expected, rtol=1e-5, atol=1e-5)
-    inferencer = ImageClassificationInferencer(classifier_config(arch, width, 10),
-                                               pretrained=path, device='cpu')
-    result, = inferencer(image)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):  # its pipeline's registry
+        inferencer = ImageClassificationInferencer(classifier_config(arch, width, 10),
+                                                   pretrained=path, device='cpu')
+        result, = inferencer(image)
     torch.testing.assert_close(torch.as_tensor(result['pred_scores']),
                                expected[0].softmax(-1), rtol=1e-5, atol=1e-6)
 
@@ -383,9 +384,9 @@ def test_a_trained_classifier_starts_a_detector(tmp_path):
     from mmdet.registry import MODELS as DET_MODELS
     cfg = Config.fromfile(osp.join(ROOT, 'configs/detection/demo_mask_rcnn_focalnet.py'))
     cfg.model.backbone.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
-    init_default_scope('mmdet')
-    detector = DET_MODELS.build(cfg.model)
-    detector.init_weights()
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        detector = DET_MODELS.build(cfg.model)
+        detector.init_weights()
     backbone = detector.backbone.state_dict()
     for key, value in trained.items():
         if not key.startswith('backbone.') or key.startswith('backbone.norm.'):

@@ -3,20 +3,6 @@
 # configs/focal_tiny_useconv_patch4_window7_224.yaml, trained with the paper's recipe (Sec. 4.1)
 # where it differs from their config.py: drop path 0.2 (yaml: 0.2), no random erasing (0.25),
 # warm-up from 1e-5 (1e-6), batch 1024. docs/en/classification_recipes.md lists every difference.
-_base_ = [
-    '../_base_/classification/focal_transformer.py',
-    '../_base_/classification/imagenet_bs128_224_no_erasing.py',
-    '../_base_/classification/adamw_300e_focal_transformer.py',
-    'mmpretrain::_base_/default_runtime.py'
-]
+_base_ = './focal-transformer-t_8xb128_in1k.py'
 
-default_scope = 'mmpretrain'
-custom_imports = dict(imports=['mmfocal'], allow_failed_imports=False)
-model = dict(
-    backbone=dict(
-        embed_dims=96,
-        depths=(2, 2, 6, 2),
-        num_heads=(3, 6, 12, 24),
-        use_conv_embed=True,
-        drop_path_rate=0.2),
-    head=dict(in_channels=768))
+model = dict(backbone=dict(use_conv_embed=True))

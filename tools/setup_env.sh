@@ -6,8 +6,10 @@
 #   bash tools/setup_env.sh [WHEEL_DIR]               (make setup [WHEELS=DIR])
 #   STACK=oldest bash tools/setup_env.sh [WHEEL_DIR]  (make setup STACK=oldest)
 #
-# STACK=latest (default): requirements/constraints.txt (torch 2.13.0), into the active
-#   virtual environment or .venv at the repository root, with the deploy extra and
+# STACK=latest (default): requirements/constraints.txt (torch 2.13.0), into .venv at the
+#   repository root, or into the active virtual environment when that holds none of torch,
+#   mmcv, mmengine, mmdet, mmsegmentation and numpy at other versions than the pins (else it
+#   stops, changing nothing, and says what it would replace), with the deploy extra and
 #   mmdeploy 1.3.1 (installed with --no-deps, see setup.cfg).
 # STACK=oldest: requirements/constraints-oldest.txt (torch 2.1.2, numpy 1.x), always into
 #   .venv-oldest (never into an active environment, whose torch it would replace), with
@@ -46,6 +48,39 @@ else
 fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 py="$venv/bin/python"
+
+# An environment this script did not create is never changed: where it holds one of the
+# stack's core packages at another version than the constraints pin, stop and say so.
+if [ "$venv" != "$root/.venv" ] && [ "$venv" != "$root/.venv-oldest" ]; then
+  replaced=$("$py" - "$constraints" <<'PY'
+import re, sys
+from importlib.metadata import PackageNotFoundError, version
+pins = dict(re.match(r'([\w.-]+)==(\S+)', line).groups()
+            for line in open(sys.argv[1]) if re.match(r'[\w.-]+==', line))
+for name in ('torch', 'mmcv', 'mmengine', 'mmdet', 'mmsegmentation', 'numpy'):
+    try:
+        have = version(name)
+    except PackageNotFoundError:
+        continue
+    if name in pins and have.split('+')[0] != pins[name]:
+        print(f'  {name} {have} would be replaced by {pins[name]}')
+PY
+  )
+  if [ -n "$replaced" ]; then
+    cat >&2 <<MSG
+setup: the active virtual environment $venv holds other versions of
+packages that the $stack stack pins ($constraints):
+$replaced
+setup: nothing was installed or changed. Either
+  - run 'deactivate' and then 'make setup' (or 'make demo') again: mmfocal's own
+    environment is set up in $root/.venv, or
+  - keep this environment: install mmfocal alone with pip install -e '.[det,seg]'
+    (its requirements are ranges, docs/en/compatibility.md) and run the demo there with
+    python tools/demo.py det   (or seg).
+MSG
+    exit 2
+  fi
+fi
 
 stamp="$venv/.mmfocal-setup"
 want=$(cat setup.cfg pyproject.toml "$constraints" tools/setup_env.sh | sha256sum | cut -c1-16)

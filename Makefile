@@ -38,12 +38,13 @@ docs: setup
 
 # The demo on synthetic data: train, evaluate and draw a FocalNet Mask R-CNN (demo) or a
 # Focal Transformer UperNet (demo-seg) on a CPU; outputs under work_dirs/demo_{det,seg}.
+# DEMO_ARGS=--record keeps the run's figures in docs/demo_results.json (the README's table).
 .PHONY: demo demo-seg
 demo: setup
-	$(PYTHON) tools/demo.py det
+	$(PYTHON) tools/demo.py det $(DEMO_ARGS)
 
 demo-seg: setup
-	$(PYTHON) tools/demo.py seg
+	$(PYTHON) tools/demo.py seg $(DEMO_ARGS)
 
 # The classification demo: the Keras tutorial's FocalNet, scaled down, trained and tested on
 # scikit-learn's handwritten digits, with the tutorial's pictures; outputs under
@@ -52,4 +53,4 @@ demo-seg: setup
 .PHONY: demo-cls
 demo-cls:
 	$(MAKE) setup STACK=oldest
-	$(CURDIR)/.venv-oldest/bin/python tools/demo.py cls
+	$(CURDIR)/.venv-oldest/bin/python tools/demo.py cls $(DEMO_ARGS)

@@ -4,16 +4,17 @@ mmdet's, mmseg's and mmpretrain's ``MODELS`` registries are siblings under mmeng
 registry, so a backbone must be registered in each of them to be found by
 ``type='FocalNet'`` (and ``type='mmpretrain.FocalNet'``) in configs of any toolbox. Hooks
 are registered in mmengine's root ``HOOKS``, which the toolboxes' ``HOOKS`` fall back to.
-mmpretrain (image classification) is optional: ``pip install 'mmfocal[cls]'``.
+mmpretrain (image classification) is optional: ``pip install '.[cls]'`` in the clone.
 """
 import importlib
 
 TOOLBOXES = ('mmdet', 'mmseg', 'mmpretrain')
-#: how to install each toolbox for mmfocal (the setup.cfg extra that brings it)
-EXTRAS = {'mmdet': "pip install 'mmfocal[det]' (mmdet)",
-          'mmseg': "pip install 'mmfocal[seg]' (mmsegmentation)",
-          'mmpretrain': "pip install 'mmfocal[cls]' (mmpretrain, with the torchvision "
-                        'built for your torch)'}
+#: how to install each toolbox for mmfocal (the setup.cfg extra that brings it, installed
+#: from the clone of mmfocal)
+EXTRAS = {'mmdet': "pip install '.[det]' in mmfocal's clone (mmdet)",
+          'mmseg': "pip install '.[seg]' in mmfocal's clone (mmsegmentation)",
+          'mmpretrain': "pip install '.[cls]' in mmfocal's clone (mmpretrain, with the "
+                        'torchvision built for your torch)'}
 _BACKBONES = {}  # name -> the class registered last under it
 
 

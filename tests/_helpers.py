@@ -1,4 +1,6 @@
-"""What the tests share: the repository root, the interpreter and running a command."""
+"""What the tests share: the repository root, the interpreter, running a command and the
+FocalNet variants of configs/_base_/models/focalnet.py."""
+import functools
 import os.path as osp
 import subprocess
 import sys
@@ -20,3 +22,13 @@ def run_checked(args, cwd=ROOT, env=None, timeout=900) -> subprocess.CompletedPr
                     f'--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-6000:]}',
                     pytrace=False)
     return result
+
+
+@functools.lru_cache(maxsize=None)
+def focalnet_variants() -> dict:
+    """{'t_srf': FocalNet keyword arguments, ...}: the authors' variants as
+    configs/_base_/models/focalnet.py defines them (ImageNet focal windows)."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'models', 'focalnet.py'))
+    return {name[len('focalnet_'):]: {k: v for k, v in variant.items() if k != 'type'}
+            for name, variant in cfg.items() if name.startswith('focalnet_')}

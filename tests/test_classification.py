@@ -13,7 +13,7 @@ import pytest
 import torch
 
 pytest.importorskip('mmpretrain.models', reason='image classification needs mmpretrain '
-                    "and torchvision: pip install 'mmfocal[cls]'")
+                    "and torchvision: pip install '.[cls]'")
 
 from mmengine.registry import DefaultScope  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
@@ -24,23 +24,18 @@ from mmfocal.models.backbones.focalnet import FocalNet  # noqa: E402
 from mmfocal.models import checkpoint  # noqa: E402
 from mmfocal.models.checkpoint import CheckpointError, load_pretrained  # noqa: E402
 
-from _helpers import PYTHON, ROOT, run_checked  # noqa: E402
+from _helpers import PYTHON, ROOT, focalnet_variants, run_checked  # noqa: E402
 from test_checkpoint import to_huggingface, to_timm  # noqa: E402
 from test_focal_transformer import reference_pool, reference_window  # noqa: E402
 from test_focalnet import reference_forward  # noqa: E402
 
-LARGE = dict(use_conv_embed=True, use_postln=True, use_layerscale=True)
-#: the authors' FocalNet variants' structure (flags, levels, windows, stages), at a small
-#: width and depth: what each released file's function depends on
-FOCALNET = {
-    't_srf': dict(focal_levels=2, focal_windows=3),
-    't_lrf': dict(focal_levels=3, focal_windows=3),
-    'b_iso': dict(depths=(2, ), patch_size=16, focal_levels=3, focal_windows=3,
-                  use_layerscale=True, use_postln=True),
-    'l_fl3': dict(focal_levels=3, focal_windows=5, **LARGE),
-    'l_fl4': dict(focal_levels=4, focal_windows=3, normalize_modulator=True, **LARGE),
-    'h_fl3': dict(focal_levels=3, focal_windows=3, use_postln_in_modulation=True, **LARGE),
-}
+#: the authors' FocalNet variants' structure (flags, levels, windows, stages; from
+#: configs/_base_/models/focalnet.py), at a small width and depth: what each released
+#: file's function depends on
+FOCALNET = {name: {k: v for k, v in focalnet_variants()[name].items()
+                   if k not in ('embed_dims', 'depths')}
+            for name in ('t_srf', 't_lrf', 'l_fl3', 'l_fl4', 'h_fl3')}
+FOCALNET['b_iso'] = dict(focalnet_variants()['b_iso'], embed_dims=8, depths=(2, ))
 REFERENCE_FLAGS = ('use_conv_embed', 'use_postln', 'normalize_modulator', 'patch_size')
 
 

@@ -23,7 +23,7 @@ from mmengine.logging import MMLogger
 from mmengine.model.utils import revert_sync_batchnorm
 from mmengine.registry import MODELS, init_default_scope
 
-from _helpers import PYTHON, ROOT
+from _helpers import PYTHON, ROOT, focalnet_variants
 sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
 from get_flops import data_samples_for  # noqa: E402
 
@@ -119,9 +119,20 @@ def test_builds_with_paper_params(config):
     with no_random_init():
         model = build(fresh(config))
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    paper = model_index['Metadata']['Parameters (M)']
-    note = model_index['Metadata'].get('Complexity Note')
+    meta = model_index['Metadata']
+    assert round(params, 2) == meta['Parameters (M)']  # check_complexity.py --update's
+    paper, note = meta['Paper Parameters (M)'], meta.get('Complexity Note')
     assert note or abs(params / paper - 1) <= 0.01, f'{params:.2f}M vs paper {paper}M'
+
+
+@pytest.mark.parametrize('config', CONFIGS)
+def test_the_same_model_has_the_same_figures(config):
+    """Configs that build the same model (at full size) record the same measured params
+    and FLOPs in the metafile (schedules differ, the model does not)."""
+    first = _first_with_same_model(config, shrunk=False)
+    meta = {m['Config']: m['Metadata'] for m in PAPER_ROWS}
+    figures = [(meta[c]['Parameters (M)'], meta[c]['FLOPs (G)']) for c in (config, first)]
+    assert figures[0] == figures[1], f'{config} and {first} build the same model'
 
 
 # ------------------------------------------------------------------ one forward pass
@@ -224,7 +235,7 @@ def test_metafile_matches_paper_tables():
     paper = {(r['params_m'], r['flops_g'], r.get('box_ap'), r.get('miou')) for r in rows}
     for m in PAPER_ROWS:
         meta, results = m['Metadata'], m['Results'][0]['Metrics']
-        key = (meta['Parameters (M)'], meta['FLOPs (G)'], results.get('box AP'),
+        key = (meta['Paper Parameters (M)'], meta['Paper FLOPs (G)'], results.get('box AP'),
                results.get('mIoU'))
         assert key in paper, m['Name']
     expressible = [r for r in rows if r['detector'] != 'RepPointsV2']
@@ -333,3 +344,26 @@ def test_focal_transformer_backbone_is_its_variant(config):
     assert {k: v for k, v in backbone.items() if k not in RECIPE_KEYS} == expected
     assert backbone['init_cfg']['type'] == 'Pretrained'
     assert backbone['init_cfg']['checkpoint'] == load(config).pretrained
+
+
+# ------------------------------------------------------------------ FocalNet variants
+
+FOCALNET_FLAGS = ('use_conv_embed', 'use_postln', 'use_layerscale', 'normalize_modulator',
+                  'use_postln_in_modulation')
+
+
+@pytest.mark.parametrize('config', [c for c in CONFIGS if '_focalnet_' in c])
+def test_focalnet_configs_are_the_authors_variants(config):
+    """Each paper FocalNet config's backbone has the widths, depths and flags of its variant
+    in configs/_base_/models/focalnet.py (LRF: 3 focal levels over the SRF model), with the
+    dense kernels of the papers (windows 9, or 11-9-9-7 for Cascade, ATSS, Sparse R-CNN)."""
+    size, deeper, lrf = re.search(r'_focalnet_([tsb])(_deeper)?(_lrf)?_', config).groups()
+    structure = focalnet_variants()[f'{size}_deeper' if deeper else f'{size}_srf']
+    backbone = load(config).model.backbone
+    for key in ('embed_dims', 'depths') + FOCALNET_FLAGS:
+        value = backbone.get(key, False)
+        assert (tuple(value) if isinstance(value, list) else value) == \
+            structure.get(key, False), key
+    assert backbone.focal_levels == (3 if lrf else 2)
+    windows = backbone.focal_windows
+    assert windows == 9 or tuple(windows) in ((9, 9, 9, 9), (11, 9, 9, 7)), windows

@@ -1,4 +1,5 @@
 """The demo: synthetic data in the COCO / ADE20K layouts, the pictures, and a shortened run."""
+import datetime
 import filecmp
 import glob
 import json
@@ -270,3 +271,6 @@ def test_short_demo_end_to_end(task, options, tmp_path):
     else:
         assert 'focal_transformer_heads.png' in pictures
     assert set(summary['seconds']) == {'data', 'train', 'test', 'pictures', 'total'}
+    ran = datetime.date.fromisoformat(summary['date'])  # the run's date, UTC
+    assert abs(ran - datetime.datetime.now(datetime.timezone.utc).date()).days <= 1
+    assert summary['cores'] >= 1 and summary['cpu'] and summary['torch'] == torch.__version__

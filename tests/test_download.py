@@ -197,7 +197,7 @@ def test_hub_errors_name_the_repository_and_what_is_missing(tmp_path):
 def test_hub_without_huggingface_hub_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, 'huggingface_hub', None)  # import fails
     with pytest.raises(CheckpointError, match=r"needs the huggingface_hub package: "
-                                              r"pip install 'mmfocal\[hub\]'"):
+                                              r"pip install '\.\[hub\]' in mmfocal's clone"):
         hub_file('hf-hub:timm/focalnet_tiny_srf.ms_in1k')
     with pytest.raises(CheckpointError, match='a hub checkpoint is hf-hub:ORG/REPO'):
         hub_file('hf-hub:no-organisation')

@@ -12,32 +12,12 @@ from mmfocal.models.backbones.focalnet import (FocalContext, FocalNet, aten_conv
                                                conv_format, depthwise_weight_grad,
                                                forward_conv_backward)
 
+from _helpers import focalnet_variants
 from _steps import AMP_CASES, PATHS, check_amp_step, check_cuda_equals_cpu
 
-LARGE = dict(use_conv_embed=True, use_postln=True, use_layerscale=True)
-VARIANTS = {
-    't_srf': dict(embed_dims=96, depths=(2, 2, 6, 2), focal_levels=2),
-    't_lrf': dict(embed_dims=96, depths=(2, 2, 6, 2), focal_levels=3),
-    's_srf': dict(embed_dims=96, depths=(2, 2, 18, 2), focal_levels=2),
-    's_lrf': dict(embed_dims=96, depths=(2, 2, 18, 2), focal_levels=3),
-    'b_srf': dict(embed_dims=128, depths=(2, 2, 18, 2), focal_levels=2),
-    'b_lrf': dict(embed_dims=128, depths=(2, 2, 18, 2), focal_levels=3),
-    't_deeper': dict(embed_dims=64, depths=(3, 3, 16, 3), focal_levels=2),
-    's_deeper': dict(embed_dims=64, depths=(4, 4, 28, 4), focal_levels=2),
-    'b_deeper': dict(embed_dims=96, depths=(4, 4, 28, 4), focal_levels=2),
-    'l_fl3': dict(embed_dims=192, depths=(2, 2, 18, 2), focal_levels=3, focal_windows=5,
-                  **LARGE),
-    'l_fl4': dict(embed_dims=192, depths=(2, 2, 18, 2), focal_levels=4, focal_windows=3,
-                  normalize_modulator=True, **LARGE),
-    'xl_fl3': dict(embed_dims=256, depths=(2, 2, 18, 2), focal_levels=3, focal_windows=5,
-                   **LARGE),
-    'xl_fl4': dict(embed_dims=256, depths=(2, 2, 18, 2), focal_levels=4, focal_windows=3,
-                   normalize_modulator=True, **LARGE),
-    'h_fl3': dict(embed_dims=352, depths=(2, 2, 18, 2), focal_levels=3, focal_windows=3,
-                  use_postln_in_modulation=True, **LARGE),
-    'h_fl4': dict(embed_dims=352, depths=(2, 2, 18, 2), focal_levels=4, focal_windows=3,
-                  use_postln_in_modulation=True, normalize_modulator=True, **LARGE),
-}
+#: the authors' hierarchical variants (configs/_base_/models/focalnet.py)
+VARIANTS = {name: variant for name, variant in focalnet_variants().items()
+            if len(variant['depths']) == 4}
 TINY = dict(embed_dims=16, depths=(1, 2, 1, 1), focal_levels=2, focal_windows=3)
 
 

@@ -112,4 +112,4 @@ def test_without_mmpretrain_nothing_else_changes():
                          check=True).stdout.splitlines()
     assert out[0] == str(['FocalNet', 'FocalTransformer'] * 2)
     assert 'the config runs in mmpretrain' in out[1]
-    assert "pip install 'mmfocal[cls]'" in out[1]
+    assert "pip install '.[cls]' in mmfocal's clone" in out[1]

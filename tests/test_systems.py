@@ -7,6 +7,7 @@ import torch
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData, PixelData
 
+from _helpers import focalnet_variants
 from test_configs import MODELS_INDEX, build, fresh, load
 
 SYSTEMS = [m['Config'] for m in MODELS_INDEX if 'Paper Table' not in m['Metadata']]
@@ -79,37 +80,36 @@ def test_builds_and_trains_one_step(config):
             assert not torch.equal(value, watched[name]), f'{name} not updated'
 
 
-# The authors' ImageNet-22K classification configs (microsoft/FocalNet configs/*.yaml):
-# (embed_dims, focal_levels, focal_windows, normalize_modulator, use_postln_in_modulation,
-# checkpoint); all use depths 2-2-18-2, conv embedding, post-LN and layer scale.
-BACKBONES = {
-    'l_fl3': (192, 3, 5, False, False, 'focalnet_large_lrf_384.pth'),
-    'l_fl4': (192, 4, 3, True, False, 'focalnet_large_lrf_384_fl4.pth'),
-    'xl_fl4': (256, 4, 3, False, False, 'focalnet_xlarge_lrf_384_fl4.pth'),
-    'h_fl4': (352, 4, 3, False, True,
-              'hf-hub:timm/focalnet_huge_fl4.ms_in22k@3656de2b341e473ad338da5f707ecd5ba48934e7'),
+# The checkpoint each system's backbone starts from: the authors' ImageNet-22K models, whose
+# structure is configs/_base_/models/focalnet.py's variant of the same name.
+CHECKPOINTS = {
+    'l_fl3': 'focalnet_large_lrf_384.pth',
+    'l_fl4': 'focalnet_large_lrf_384_fl4.pth',
+    'xl_fl4': 'focalnet_xlarge_lrf_384_fl4.pth',
+    'h_fl4': 'hf-hub:timm/focalnet_huge_fl4.ms_in22k@3656de2b341e473ad338da5f707ecd5ba48934e7',
 }
+#: the FocalNet structure flags, False where a variant leaves them out
+FLAGS = ('use_conv_embed', 'use_postln', 'use_layerscale', 'normalize_modulator',
+         'use_postln_in_modulation')
 
 
 @pytest.mark.parametrize('config', SYSTEMS)
 def test_system_recipe(config):
     cfg = load(config)
     name = config.rsplit('/', 1)[1][:-3]
-    variant = next(v for v in BACKBONES if f'_focalnet_{v}_' in name)
-    dims, levels, windows, normalize, postln_in_modulation, checkpoint = BACKBONES[variant]
+    variant = next(v for v in CHECKPOINTS if f'_focalnet_{v}_' in name)
+    checkpoint, structure = CHECKPOINTS[variant], focalnet_variants()[variant]
     backbone = cfg.model.backbone
-    assert (backbone.embed_dims, backbone.focal_levels, backbone.focal_windows) == (
-        dims, levels, windows)
-    assert backbone.normalize_modulator is normalize
-    assert backbone.get('use_postln_in_modulation', False) is postln_in_modulation
-    assert backbone.use_conv_embed and backbone.use_postln and backbone.use_layerscale
-    assert tuple(backbone.depths) == (2, 2, 18, 2)
+    for key in ('embed_dims', 'depths', 'focal_levels', 'focal_windows') + FLAGS:
+        value = backbone.get(key, False)
+        assert (tuple(value) if isinstance(value, list) else value) == \
+            structure.get(key, False), key
     source = backbone.init_cfg.checkpoint
     hub = source.startswith('hf-hub:')
     assert source == checkpoint if hub else source.endswith('/' + checkpoint)
     assert 'blob.core.windows.net' not in source  # the authors' old host refuses access
     assert cfg.custom_imports == dict(imports=['mmfocal'], allow_failed_imports=False)
-    channels = [dims * 2**i for i in backbone.out_indices]
+    channels = [structure['embed_dims'] * 2**i for i in backbone.out_indices]
     if not name.startswith('dino'):
         head = cfg.model.get('decode_head') or cfg.model.panoptic_head
         assert head.in_channels == channels

@@ -400,7 +400,7 @@ def test_check_complexity_tolerance_and_notes(tmp_path, monkeypatch):
     monkeypatch.setattr(check_complexity, 'complexity', lambda cfg, shape: (params, flops))
 
     def check(paper_params, paper_flops, note=None):
-        meta = {'Parameters (M)': paper_params, 'FLOPs (G)': paper_flops}
+        meta = {'Paper Parameters (M)': paper_params, 'Paper FLOPs (G)': paper_flops}
         if note:
             meta['Complexity Note'] = note
         metafile = tmp_path / 'metafile.yml'

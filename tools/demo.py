@@ -13,12 +13,17 @@ the dense demos (``--show-dir``), and tools/analysis/visualize_focal.py draws wh
 backbone learned (cls: the tutorial's picture, the gates and modulator norm of the middle
 stage's last block, for ``--num-pictures`` test digits). Everything goes under
 ``--work-dir`` (default work_dirs/demo_TASK); the figures and the time of every step are
-printed at the end and written to ``summary.json`` there.
+printed at the end and written to ``summary.json`` there, with the run's date, commit, CPU
+and torch. ``--record`` also keeps them in docs/demo_results.json, the record of the
+README's demo table (tests/test_docs_commands.py holds the table to it).
 """
 import argparse
+import datetime
 import glob
 import json
+import os
 import os.path as osp
+import platform
 import subprocess
 import sys
 import time
@@ -26,6 +31,7 @@ import time
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+RESULTS = osp.join(ROOT, 'docs', 'demo_results.json')
 TASKS = {
     'det': dict(config='configs/detection/demo_mask_rcnn_focalnet.py',
                 images='coco/val2017/*.jpg', picture_args=['--stage', '1', '2', '3'],
@@ -60,6 +66,9 @@ def parse_args(argv=None):
                         'default det 2, cls 5, spread over the classes for cls)')
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='passed to tools/train.py and tools/test.py')
+    parser.add_argument('--record', action='store_true',
+                        help='keep the figures, time, date, commit and CPU of this run in '
+                        'docs/demo_results.json (the README\'s demo table)')
     return parser.parse_args(argv)
 
 
@@ -115,6 +124,36 @@ def picture_images(pattern: str, count: int) -> list:
     return [images[round(k * len(images) / count)] for k in range(count)]
 
 
+def machine() -> dict:
+    """Where a run happened: date (UTC), commit of the checkout, CPU and its cores, torch."""
+    import torch
+    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT,
+                            capture_output=True, text=True)
+    cpu = platform.processor() or platform.machine()
+    if osp.exists('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            names = [line.split(':', 1)[1].strip() for line in f if line.startswith('model name')]
+        cpu = names[0] if names else cpu
+    return dict(date=datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d'),
+                commit=commit.stdout.strip() if commit.returncode == 0 else None,
+                cpu=cpu, cores=len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+                else os.cpu_count(), torch=torch.__version__)
+
+
+def record(summary: dict) -> None:
+    """Keep a run's figures, time and where it ran in docs/demo_results.json, by task."""
+    results = {}
+    if osp.exists(RESULTS):
+        with open(RESULTS) as f:
+            results = json.load(f)
+    keep = ('config', 'figures', 'date', 'commit', 'cpu', 'cores', 'torch')
+    results[summary['task']] = dict({k: summary[k] for k in keep},
+                                    seconds=summary['seconds']['total'])
+    with open(RESULTS, 'w') as f:
+        json.dump(dict(sorted(results.items())), f, indent=2)
+        f.write('\n')
+
+
 def shown(path: str) -> str:
     """``path`` relative to the repository root when it lies inside it."""
     rel = osp.relpath(path, ROOT)
@@ -157,9 +196,11 @@ def main(argv=None) -> dict:
 
     figures = {name: round(metrics[key], 4) for name, key in task['metrics'].items()}
     summary = dict(task=args.task, config=config, checkpoint=checkpoint, figures=figures,
-                   seconds=timings, predictions=predictions, focal_maps=pictures)
+                   seconds=timings, predictions=predictions, focal_maps=pictures, **machine())
     with open(osp.join(ROOT, work_dir, 'summary.json'), 'w') as f:
         json.dump(summary, f, indent=2)
+    if args.record:
+        record(summary)
     print(f'\n==> demo {args.task} done in {timings["total"]:.0f} s '
           f'({", ".join(f"{k} {v:.0f} s" for k, v in timings.items() if k != "total")})')
     for name, value in figures.items():

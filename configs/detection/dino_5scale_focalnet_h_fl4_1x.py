@@ -2,7 +2,7 @@
 # The authors' H fl4 classification config adds a LayerNorm inside the modulation and
 # does not normalize the modulator; H is released at 224 only, and not on GitHub: timm's
 # copy on the Hugging Face hub (timm's key layout, no classifier), pinned to its upload
-# commit; needs pip install 'mmfocal[hub]' (docs/en/checkpoints.md).
+# commit; needs pip install '.[hub]' in the clone (docs/en/checkpoints.md).
 _base_ = './dino_5scale_focalnet_l_fl4_1x.py'
 
 pretrained = 'hf-hub:timm/focalnet_huge_fl4.ms_in22k@3656de2b341e473ad338da5f707ecd5ba48934e7'

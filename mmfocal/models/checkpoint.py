@@ -174,10 +174,14 @@ def known_rules() -> CheckpointRules:
                CheckpointRules())
 
 
+def or_known(rules: Optional[CheckpointRules]) -> CheckpointRules:
+    """``rules``, or :func:`known_rules` when None."""
+    return rules if rules is not None else known_rules()
+
+
 def rules_of(model: Optional[torch.nn.Module]) -> CheckpointRules:
     """``model``'s class's ``checkpoint_rules``; without a model (or rules), known_rules()."""
-    rules = getattr(type(model), 'checkpoint_rules', None) if model is not None else None
-    return rules if rules is not None else known_rules()
+    return or_known(getattr(type(model), 'checkpoint_rules', None) if model is not None else None)
 
 
 class CheckpointError(ValueError):
@@ -210,7 +214,7 @@ class LoadReport:
 # hf-hub:ORG/REPO[/FILE][@REVISION] (the prefix as timm and open_clip use it)
 HF_HUB = re.compile(r'^hf-hub:(?P<repo>[\w.-]+/[\w.-]+)(?:/(?P<file>[^@]+))?(?:@(?P<rev>.+))?$')
 HUB_FILES = ('model.safetensors', 'pytorch_model.bin')  # tried in this order
-HUB_EXTRA = "pip install 'mmfocal[hub]' (or pip install huggingface_hub)"
+HUB_EXTRA = "pip install '.[hub]' in mmfocal's clone (or pip install huggingface_hub)"
 WHERE_WEIGHTS_LIVE = ('docs/en/checkpoints.md ("Where the weights live") says where each '
                       "variant's weights can be downloaded, and which were never published")
 
@@ -422,7 +426,7 @@ def unwrap(checkpoint, prefix: Optional[str] = None, report: Optional[LoadReport
             or an infinity (named).
     """
     report = report if report is not None else LoadReport()
-    roots = layout_roots(rules if rules is not None else known_rules())
+    roots = layout_roots(or_known(rules))
     while isinstance(checkpoint, dict):
         wrapper = next((k for k in WRAPPER_KEYS if k in checkpoint), None)
         if wrapper is None or isinstance(checkpoint[wrapper], torch.Tensor):
@@ -492,7 +496,7 @@ def detect_layout(state_dict: StateDict, rules: Optional[CheckpointRules] = None
     that a key of ``state_dict`` marks (or, for another program's file, the format
     :func:`read_checkpoint` marked it with), or 'authors' (also mmdet 2's and mmfocal's
     own)."""
-    layout = _layout(state_dict, rules if rules is not None else known_rules())
+    layout = _layout(state_dict, or_known(rules))
     return layout.name if layout is not None else 'authors'
 
 
@@ -518,7 +522,7 @@ def to_authors_layout(state_dict: StateDict, rules: Optional[CheckpointRules] = 
     """``state_dict`` in the authors' key layout, from whichever :class:`WeightLayout` of
     ``rules`` (default :func:`known_rules`) it is in; ``report`` receives one line for the
     linear weights transposed from another program's (in, out)."""
-    layout = _layout(state_dict, rules if rules is not None else known_rules())
+    layout = _layout(state_dict, or_known(rules))
     if layout is None:
         return state_dict
     transposed = [k for k, v in state_dict.items() if layout.transposes(k, v)]
@@ -600,7 +604,7 @@ def adapt_state_dict(state_dict: StateDict, target: StateDict,
     ``missing`` lists the model keys the checkpoint does not provide.
     """
     report = report if report is not None else LoadReport()
-    rules = rules if rules is not None else known_rules()
+    rules = or_known(rules)
     state_dict = to_authors_layout(state_dict, rules, report)
     out = {}
     for key, value in state_dict.items():
@@ -625,7 +629,7 @@ def expected_gap(key: str, state_dict: StateDict, target: StateDict,
     """Whether the model tensor ``key`` may keep its initialisation when loading the
     authors'-layout ``state_dict``: one of the expected gaps of ``rules`` (default
     :func:`known_rules`), e.g. a dense output norm ``norm{i}``."""
-    rules = rules if rules is not None else known_rules()
+    rules = or_known(rules)
     return any(gap(key, state_dict, target) for gap in rules.expected_gaps)
 
 
@@ -641,7 +645,7 @@ def check_complete(report: LoadReport, state_dict: StateDict, target: StateDict,
             'the checkpoint matches no tensor of the model (an unknown key layout?). '
             f'Checkpoint keys: {_sample(state_dict)}; the model expects keys like '
             f'{_sample(target)}')
-    rules = rules if rules is not None else known_rules()
+    rules = or_known(rules)
     converted = to_authors_layout(state_dict, rules)
     left = [k for k in report.missing if not expected_gap(k, converted, target, rules)]
     roots = re.compile(rf'^({"|".join(rules.roots)})\.')

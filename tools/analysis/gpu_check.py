@@ -1,8 +1,9 @@
 """The GPU check of mmfocal's backbones in one run of at most ``--budget`` seconds.
 
 Sections, in order of importance, each in its own process, timed, its output written to
-``OUT/NN_name.txt`` and printed; a section that fails or runs out of time does not stop
-the others, and one that would start with less than a minute left is skipped:
+``OUT/NN_name.txt`` (OUT: the log folder, ``--out``) and printed; a section that fails or
+runs out of time does not stop the others, and one that would start with less than a
+minute left is skipped:
 
 1. ``env``: nvidia-smi, the versions of Python, torch, CUDA, cuDNN and the OpenMMLab
    packages;
@@ -18,12 +19,13 @@ the others, and one that would start with less than a minute left is skipped:
    table at 512x768.
 
 The first section's output goes to ``OUT/summary.txt`` instead, followed at the end by
-every section's status and time (8 files in all: the device tool brings back no more).
-``--dry-run`` runs every
-section on the CPU with tiny sizes, one round and one step, no float16 and longer time
-limits, to check the script itself.
-Run it through ``tools/analysis/gpu_check.sh``, which installs the OpenMMLab packages the
-GPU machine lacks.
+every section's status and time, so that a run leaves 8 files: the summary and 7 logs.
+``--dry-run`` runs every section on the CPU with tiny sizes, one round and one step, no
+float16 and longer time limits, to check the script itself.
+
+The GPU machine needs torch with CUDA, numpy and a clone of mmfocal. Run the check through
+``tools/analysis/gpu_check.sh``, which first installs the OpenMMLab packages the machine
+lacks from wheels downloaded beforehand (no network needed there).
 """
 import argparse
 import os
@@ -42,8 +44,8 @@ PATHS = ['recompute/nhwc', 'recompute/nchw', 'autograd/nhwc', 'autograd/nchw']
 TRAIN_MODELS = ['FocalNet-T', 'FocalNet-T channels-first', 'FocalTransformer-T', 'Swin-T']
 # a section is not started with less time left than this (seconds)
 MIN_SECTION = 60
-# the dry run's section time limits over the GPU's: a CPU of 2 cores, one process per
-# precision
+# the dry run's section time limits, as a multiple of the GPU's (sized for a CPU of 2 cores,
+# one process per precision)
 DRY_RUN_SLOWER = 20
 
 
@@ -196,9 +198,10 @@ def main():
     parser.add_argument('--dry-run', action='store_true',
                         help='on the CPU, tiny sizes, one step: checks the script')
     parser.add_argument('--budget', type=float, default=420,
-                        help='seconds for all sections together')
+                        help='seconds for all sections together (default 420)')
     parser.add_argument('--out', default=os.environ.get('OUT') or 'work_dirs/gpu_check',
-                        help='folder of the logs (default $OUT, else work_dirs/gpu_check)')
+                        help='folder of the logs (default: the folder named by the OUT '
+                        'environment variable, if set, else work_dirs/gpu_check)')
     parser.add_argument('--env', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--convs', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--device', default=None, help=argparse.SUPPRESS)

@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
 # The GPU check of mmfocal's backbones (tools/analysis/gpu_check.py): environment, CUDA
-# tests, convolution timings and the benchmark tables, within 7 minutes; logs in $OUT.
+# tests, convolution timings and the benchmark tables, in timed sections within a budget
+# (--budget, 420 s by default); logs in work_dirs/gpu_check, or in the folder given by
+# --out or named by the OUT environment variable.
 #
-#   bash tools/analysis/gpu_check.sh wheels      here, with the package index: fetch the
-#                                                wheels into .whl/ (ignored by git)
-#   bash tools/analysis/gpu_check.sh             on a GPU machine with torch but no
-#                                                OpenMMLab packages: install .whl/, check
+#   bash tools/analysis/gpu_check.sh wheels      on a machine with the package index:
+#                                                download the wheels into .whl/
+#   bash tools/analysis/gpu_check.sh [--budget S] [--out DIR]
+#                                                on the GPU machine: install .whl/ (when
+#                                                present), then run the check
 #   PYTHON=.venv/bin/python bash tools/analysis/gpu_check.sh --dry-run
 #                                                the same on the CPU, tiny sizes
 #
-# On the lent H200 machine (Python 3.12, torch, numpy, no mmengine/mmcv/mmdet, no
-# network) the device tool's call is
-#   run(command="bash tools/analysis/gpu_check.sh", carry=[".whl"], timeout_s=540)
-# with .whl/ in the checkout the tool sends and `/.whl/` in its .git/info/exclude. The
-# check needs mmengine (BaseModule, weight init, logging), mmcv's Python layers
-# (build_norm_layer, DropPath) and mmdet (the registry, Swin-T), all pure Python, and
-# what they import that the machine lacks; mmcv comes without compiled operators
-# (mmcv-lite): mmdet imports mmcv.ops, whose modules only look their kernels up in
-# mmcv._ext at import, so a stand-in _ext whose kernels raise lets mmdet import; Swin-T
-# and mmfocal's backbones use none of them.
+# The GPU machine needs Python 3.12 (the compiled wheels are downloaded for CPython 3.12 on
+# x86-64 Linux), torch with CUDA, numpy and pytest, and a copy of the clone with its .whl/
+# folder; it needs no network and no OpenMMLab package. The check needs mmengine
+# (BaseModule, weight init, logging), mmcv's Python layers (build_norm_layer, DropPath) and
+# mmdet (the registry, Swin-T), all pure Python, and what they import that such a machine
+# lacks; mmcv comes without compiled operators (mmcv-lite): mmdet imports mmcv.ops, whose
+# modules only look their kernels up in mmcv._ext at import, so a stand-in _ext whose
+# kernels raise lets mmdet import; Swin-T and mmfocal's backbones use none of them. Where
+# the machine already has mmengine, mmcv with its ops and mmdet, run it without .whl/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -38,7 +40,7 @@ fi
 
 site=${SITE:-/tmp/mmfocal-gpu-site}
 if [ -d .whl ]; then
-  # the pure wheels, and the compiled ones built for this interpreter (cp312 on the device)
+  # the pure wheels, and the compiled ones built for this interpreter (cp312 as downloaded)
   tag=$("$python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')
   found=(.whl/*-none-any.whl .whl/*-"$tag"-*.whl)
   wanted=()

@@ -482,18 +482,22 @@ def neighbour_table(key: str, state_dict, target) -> bool:
     return key.endswith('.relative_position_bias_table_to_neighbors')
 
 
+def bias_tables(key: str, heads_axis: int) -> Adaptation:
+    """Position-bias tables under ``key`` whose heads lie on ``heads_axis`` (0: (nH, n)
+    tables, 1: (n, nH)), up-sampled bilinearly along the other axis to the model's."""
+    entries = 1 - heads_axis
+    return Adaptation(
+        key=key, what='position-bias tables',
+        fits=lambda value, shape: value.shape[heads_axis] == shape[heads_axis],
+        adapt=lambda value, shape, key: resize_bias_table(value, shape[entries],
+                                                          heads_first=heads_axis == 0),
+        how=lambda value, shape: 'bilinearly up-sampled')
+
+
 #: position-bias tables up-sampled bilinearly to the model's windows
 FOCAL_TRANSFORMER_ADAPTATIONS = (
-    Adaptation(key=r'\.relative_position_bias_table_to_windows\.\d+$',
-               what='position-bias tables', fits=lambda value, shape: value.shape[0] == shape[0],
-               adapt=lambda value, shape, key: resize_bias_table(value, shape[1],
-                                                                 heads_first=True),
-               how=lambda value, shape: 'bilinearly up-sampled'),
-    Adaptation(key=r'\.relative_position_bias_table$', what='position-bias tables',
-               fits=lambda value, shape: value.shape[1] == shape[1],
-               adapt=lambda value, shape, key: resize_bias_table(value, shape[0],
-                                                                 heads_first=False),
-               how=lambda value, shape: 'bilinearly up-sampled'))
+    bias_tables(r'\.relative_position_bias_table_to_windows\.\d+$', heads_axis=0),
+    bias_tables(r'\.relative_position_bias_table$', heads_axis=1))
 
 
 #: PaddleViT's ports of the released ImageNet models (``.pdparams``, read by

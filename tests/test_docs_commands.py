@@ -12,6 +12,7 @@ how the project is developed.
 import configparser
 import functools
 import glob
+import json
 import os.path as osp
 import re
 import shlex
@@ -265,3 +266,22 @@ def test_the_check_finds_each_kind_of_defect():
         assert sum(part in p for p in problems) == 1, (part, problems)
     assert len(problems) == len(expected), problems
     assert tools == set()  # the script that does not exist is not run
+
+
+def test_the_readme_demo_table_is_the_recorded_runs():
+    """The README's demo table gives the figures and time that ``tools/demo.py --record``
+    kept in docs/demo_results.json, and says when, at which commit and on which CPU."""
+    with open(osp.join(ROOT, 'docs', 'demo_results.json')) as f:
+        results = json.load(f)
+    assert set(results) == {'det', 'seg', 'cls'}
+    readme = read(osp.join(ROOT, 'README.md'))
+    for task, command in (('det', 'make demo'), ('seg', 'make demo-seg'),
+                          ('cls', 'make demo-cls')):
+        run = results[task]
+        row = next(line for line in readme.split('\n') if line.startswith(f'| `{command}` |'))
+        for name, value in run['figures'].items():
+            shown = f'{value:.3f}' if value <= 1 else f'{value:.2f}'
+            assert f'{name} {shown}' in row, (name, shown, row)
+        assert f"{run['seconds'] / 60:.1f} min" in row, row
+        for fact in (run['date'], run['commit'], run['cpu'], f"{run['cores']} cores"):
+            assert fact in readme, fact

@@ -8,11 +8,12 @@ PYTHON ?= $(CURDIR)/.venv-oldest/bin/python
 # what the oldest stack runs: backbones, checkpoints, compatibility, installation, entry
 # points, resume, hook and demo, and image classification (mmpretrain needs torchvision,
 # which this stack has)
-TESTS ?= tests/test_base.py tests/test_focalnet.py tests/test_focal_transformer.py \
-	tests/test_arguments.py tests/test_checkpoint.py tests/test_dino_checkpoint.py \
-	tests/test_compat.py tests/test_install.py tests/test_registry.py \
-	tests/test_entry_points.py tests/test_resume.py tests/test_hook.py tests/test_demo.py \
-	tests/test_classification.py tests/test_classification_zoo.py tests/test_recipes.py tests/test_classification_demo.py
+TESTS ?= tests/test_base.py tests/test_backbones.py tests/test_focalnet.py \
+	tests/test_focal_transformer.py tests/test_arguments.py tests/test_checkpoint.py \
+	tests/test_dino_checkpoint.py tests/test_compat.py tests/test_install.py \
+	tests/test_registry.py tests/test_entry_points.py tests/test_resume.py tests/test_hook.py \
+	tests/test_demo.py tests/test_classification.py tests/test_classification_zoo.py \
+	tests/test_recipes.py tests/test_classification_demo.py
 else ifdef VIRTUAL_ENV
 PYTHON ?= $(VIRTUAL_ENV)/bin/python
 else
@@ -21,13 +22,18 @@ endif
 TESTS ?= tests
 WHEELS ?=
 
-.PHONY: setup test docs lint
+.PHONY: setup test test-quick docs lint
 setup:
 	STACK=$(STACK) bash tools/setup_env.sh $(WHEELS)
 
 # the development stack lints first (flake8, setup.cfg's [flake8]); the oldest stack only tests
 test: setup $(if $(filter latest,$(STACK)),lint)
 	$(PYTHON) -m pytest $(TESTS) -q
+
+# the quick tier for the edit-test loop: the suite without the tests marked slow (tool runs,
+# trainings, exports of detectors, full-size builds); docs/en/tests.md says what it leaves out
+test-quick: setup
+	$(PYTHON) -m pytest $(TESTS) -q -m 'not slow'
 
 lint: setup
 	$(PYTHON) -m flake8 mmfocal tools tests configs docs

@@ -1,5 +1,5 @@
-"""What the tests share: the repository root, the interpreter, running a command and the
-FocalNet variants of configs/_base_/models/focalnet.py."""
+"""What the tests share: the repository root, the interpreter, running a command, the
+FocalNet variants of configs/_base_/models/focalnet.py and the backbones' output shapes."""
 import functools
 import os.path as osp
 import subprocess
@@ -32,3 +32,10 @@ def focalnet_variants() -> dict:
     cfg = Config.fromfile(osp.join(ROOT, 'configs', '_base_', 'models', 'focalnet.py'))
     return {name[len('focalnet_'):]: {k: v for k, v in variant.items() if k != 'type'}
             for name, variant in cfg.items() if name.startswith('focalnet_')}
+
+
+def expected_shapes(batch, h, w, dims, out_indices=(0, 1, 2, 3)):
+    """(B, C_i, H_i, W_i) of a four-stage backbone's outputs (patch size 4, widths doubling)
+    for a (batch, C, h, w) input."""
+    side = lambda s, i: -(-s // 2**(i + 2))  # noqa: E731  (ceil)
+    return [(batch, dims * 2**i, side(h, i), side(w, i)) for i in out_indices]

@@ -17,6 +17,7 @@ MODELS = ('FocalNet-T', 'FocalNet-T channels-first', 'FocalTransformer-T',
           'FocalTransformer-T rolls+unfold', 'Swin-T')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['train', 'infer'])
 def test_benchmark_prints_every_model_and_ratios(mode):
     done = subprocess.run(
@@ -80,6 +81,7 @@ def test_set_path_sets_the_devices_compute_path(monkeypatch):
         recompute=False, channels_last_convs=True, chunk_bytes=None, forward_weight_grad=False)
 
 
+@pytest.mark.slow
 def test_one_table_per_precision_with_a_row_per_path():
     done = run_benchmark('--mode', 'infer', '--sizes', '64x96', '--models', 'FocalNet-T',
                          '--paths', 'recompute/nhwc', 'recompute/nchw', '--precisions',
@@ -114,6 +116,7 @@ def test_worker_measures_every_precision_in_one_process(monkeypatch):
         recompute=False, channels_last_convs=False, chunk_bytes=2**22)  # the rest kept
 
 
+@pytest.mark.slow
 def test_onnxruntime_rows_beside_eager():
     """--runtimes torch onnxruntime: a row per model and runtime, the speed ratio and the
     outputs' difference from eager mode."""
@@ -140,6 +143,7 @@ def test_onnxruntime_only_for_cpu_inference_in_float32():
         done.stderr
 
 
+@pytest.mark.slow
 def test_against_a_git_ref_measures_its_package_in_the_same_rounds():
     """--against: a row per mmfocal model computed by the ref's package (its workers check
     where mmfocal came from), the per-round ratios to Swin-T and the A/B line."""
@@ -183,6 +187,7 @@ def test_growth_exponent_is_the_slope_in_log_log():
     assert benchmark.size_batch('224:8', 2) == 8 and benchmark.size_batch('224', 2) == 2
 
 
+@pytest.mark.slow
 def test_sizes_with_their_batches_give_exponents_and_a_plot(tmp_path):
     """Two sizes, each with its batch: a table per size with that batch, the growth
     exponent of every row with its difference from Swin-T's, and the plot."""

@@ -248,6 +248,7 @@ def test_visualize_needs_an_image_for_focalnet(tmp_path):
 # ----------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task, options', [
     ('det', ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=4']),
     ('seg', ['train_cfg.max_iters=2', 'train_dataloader.batch_size=4']),

@@ -217,7 +217,9 @@ def assert_within(result, images, work_dir, detections=False, sizes=None):
 
 
 @pytest.mark.parametrize('kind', ['dynamic', 'static'])
-@pytest.mark.parametrize('name', sorted(MODELS_TO_DEPLOY))
+@pytest.mark.parametrize('name', [  # the quick tier (not slow) exports the segmentors
+    n if n.startswith('upernet') else pytest.param(n, marks=pytest.mark.slow)
+    for n in sorted(MODELS_TO_DEPLOY)])
 def test_deploy_matches_pytorch(name, kind, shrunk, tmp_path):
     """The model's dynamic graph at all its image sizes, its static graph at the export
     image's."""
@@ -307,6 +309,7 @@ def demo_onnx(demo_detector, tmp_path_factory):
     return result, images, work_dir
 
 
+@pytest.mark.slow
 def test_mask_rcnn_two_sizes_matches_pytorch(demo_onnx):
     result, images, work_dir = demo_onnx
     assert_within(result, images, work_dir, detections=True)
@@ -444,6 +447,7 @@ def test_trained_system_deploys(name, demo_data, tmp_path):
             (kind, ort_metrics, torch_metrics)
 
 
+@pytest.mark.slow
 def test_static_graph_evaluates_in_its_batch(demo_detector, demo_onnx, tmp_path):
     """A static graph (batch 1) evaluates at tools/deployment/test.py's default batch size
     with the dynamic graph's metrics, and refuses a larger batch; the dynamic graph takes

@@ -214,6 +214,7 @@ def test_commands_and_paths_work(path):
     assert not problems, '\n'.join(problems)
 
 
+@pytest.mark.slow
 def test_the_tools_the_docs_run_answer_help():
     tools = set()
     for path in markdown_files():

@@ -1,5 +1,6 @@
 """Focal Transformer backbone: focal self-attention against a slow reference, shapes,
-checkpoint loading with bias up-sampling, frozen stages, with_cp and registration."""
+checkpoint loading with bias up-sampling, tracing and compute paths (what it shares with
+FocalNet: test_backbones.py)."""
 import math
 
 import pytest
@@ -12,6 +13,7 @@ from mmfocal.models.backbones.focal_transformer import (FocalTransformer, Gather
                                                         key_layout)
 from mmfocal.models.checkpoint import load_pretrained
 
+from _helpers import expected_shapes
 from _steps import AMP_CASES, check_amp_step, check_cuda_equals_cpu
 
 TINY = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(2, 2, 2, 4), drop_path_rate=0.)
@@ -24,11 +26,6 @@ VARIANTS = {
 IMAGENET_WINDOWS = (7, 5, 3, 1)
 # the attention as GatheredAttention or through plain autograd
 PATHS = [ComputePath(recompute=True), ComputePath(recompute=False)]
-
-
-def expected_shapes(batch, h, w, dims, out_indices=(0, 1, 2, 3)):
-    side = lambda s, i: -(-s // 2**(i + 2))  # noqa: E731  (ceil)
-    return [(batch, dims * 2**i, side(h, i), side(w, i)) for i in out_indices]
 
 
 # ------------------------------------------------------------------- slow reference
@@ -265,16 +262,6 @@ def test_focal_t_parameter_count_is_the_papers():
     assert round(count / 1e6, 2) == 28.88
 
 
-@pytest.mark.parametrize('size', [(224, 224), (512, 480), (97, 131), (33, 31), (4, 4),
-                                  (1, 7)])
-def test_any_input_size(size):
-    model = FocalTransformer(**TINY).eval()
-    with torch.no_grad():
-        outs = model(torch.randn(2, 3, *size))
-    assert [tuple(o.shape) for o in outs] == expected_shapes(2, *size, 32)
-    assert all(torch.isfinite(o).all() for o in outs)
-
-
 def test_detection_size_tiny():
     model = FocalTransformer(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2),
                              out_indices=(1, 2, 3)).eval()
@@ -297,19 +284,8 @@ def test_options(options):
         (options.get('expand_size', 3) > 0)
 
 
-def test_outputs_are_normalised_stage_outputs_before_downsampling():
-    model = FocalTransformer(**TINY, out_indices=(1, 3)).eval()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        outs = model(x)
-        h = model.patch_embed(x)
-        stage_out, h = model.layers[0](h)
-        stage_out, h = model.layers[1](h)
-        torch.testing.assert_close(outs[0], model.norm1(stage_out).permute(0, 3, 1, 2))
-    assert not hasattr(model, 'norm0') and hasattr(model, 'norm3')
-
-
 def test_state_dict_keys_are_the_authors():
+    """The attention's and pooling's (the skeleton's: test_backbones.py)."""
     model = FocalTransformer(**TINY, focal_windows=IMAGENET_WINDOWS)
     sd = model.state_dict()
     attn = 'layers.0.blocks.0.attn.'
@@ -319,25 +295,15 @@ def test_state_dict_keys_are_the_authors():
     assert sd['layers.3.blocks.0.attn.relative_position_bias_table_to_windows.0'].shape == \
         (4, 7 * 7)
     assert sd['layers.0.blocks.0.pool_layers.0.weight'].shape == (1, 49)
-    for key in ('patch_embed.proj.weight', 'patch_embed.norm.weight',
-                'layers.0.blocks.0.norm1.weight', 'layers.0.blocks.0.mlp.fc2.bias',
-                attn + 'qkv.weight', attn + 'proj.bias', 'layers.2.downsample.proj.weight',
-                'layers.2.downsample.norm.bias', 'norm3.weight'):
+    for key in (attn + 'qkv.weight', attn + 'proj.bias'):
         assert key in sd
-    assert not any('index' in k or 'downsample' in k for k in sd if k.startswith('layers.3'))
+    assert not any('index' in k for k in sd if k.startswith('layers.3'))
     assert not any('relative_position_index' in k for k in sd)
     fc = model.layers[0].blocks[0].pool_layers[0]
     assert torch.all(fc.weight == 1 / 49) and torch.all(fc.bias == 0)
     conv = FocalTransformer(**TINY, pool_method='conv').layers[1].blocks[0].pool_layers[0]
     assert conv.weight.shape == (64, 1, 7, 7) and conv.stride == (7, 7)
     assert not FocalTransformer(**TINY, pool_method='mean').layers[0].blocks[0].pool_layers
-
-
-def test_drop_path_rises_linearly_over_blocks():
-    model = FocalTransformer(embed_dims=32, depths=(1, 2, 1, 1), num_heads=(1, 1, 1, 1),
-                             drop_path_rate=0.4)
-    rates = [getattr(b.drop_path, 'drop_prob', 0.) for s in model.layers for b in s.blocks]
-    assert rates == pytest.approx([0., 0.1, 0.2, 0.3, 0.4])
 
 
 @pytest.mark.parametrize('kwargs,match', [
@@ -447,67 +413,7 @@ def test_imagenet_checkpoint_at_224_does_not_use_stage3_neighbours(tmp_path):
         assert not torch.equal(a(x)[3], b(x)[3])
 
 
-# -------------------------------------------------------- training modes, registries
-
-
-@pytest.mark.parametrize('frozen', [0, 2, 4])
-def test_frozen_stages(frozen):
-    model = FocalTransformer(**TINY, frozen_stages=frozen, out_indices=(0, 1, 2, 3))
-    parts = [model.patch_embed] + [m for i in range(frozen)
-                                   for m in (model.layers[i], getattr(model, f'norm{i}'))]
-    trainable = [model.layers[i] for i in range(frozen, 4)]
-    for check_mode in (False, True):
-        if check_mode:
-            model.train()
-        for module in parts:
-            assert all(not p.requires_grad for p in module.parameters())
-            assert not check_mode or not module.training
-        for module in trainable:
-            assert all(p.requires_grad for p in module.parameters())
-            assert not check_mode or module.training
-
-
-def test_with_cp_same_outputs_and_gradients():
-    torch.manual_seed(0)
-    plain = FocalTransformer(**TINY).train()
-    ckpt = FocalTransformer(**TINY, with_cp=True).train()
-    ckpt.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 60, 44)
-    results = []
-    for model in (plain, ckpt):
-        inp = x.clone().requires_grad_()
-        outs = model(inp)
-        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
-        results.append((outs, inp.grad, [p.grad for p in model.parameters()]))
-    (o1, g1, p1), (o2, g2, p2) = results
-    for a, b in zip(o1, o2):
-        torch.testing.assert_close(a, b)
-    torch.testing.assert_close(g1, g2)
-    for a, b in zip(p1, p2):
-        torch.testing.assert_close(a, b)
-
-
-@pytest.mark.parametrize('toolbox', ['mmdet', 'mmseg'])
-def test_builds_by_name(toolbox):
-    import importlib
-
-    import mmfocal  # noqa: F401  (registers the backbones)
-    registry = importlib.import_module(f'{toolbox}.registry').MODELS
-    model = registry.build(dict(type='FocalTransformer', **TINY, out_indices=(2, 3)))
-    assert isinstance(model, FocalTransformer)
-    with torch.no_grad():
-        assert len(model(torch.randn(1, 3, 32, 32))) == 2
-
-
-def test_autocast_forward_and_backward():
-    model = FocalTransformer(**TINY).train()
-    x = torch.randn(1, 3, 45, 33)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        outs = model(x)
-    assert all(o.dtype == torch.bfloat16 and torch.isfinite(o).all() for o in outs)
-    sum(o.float().sum() for o in outs).backward()
-    table = model.layers[0].blocks[0].attn.relative_position_bias_table_to_windows[0]
-    assert torch.isfinite(table.grad).all() and table.grad.abs().max() > 0
+# ------------------------------------------------ tracing, compute paths, precisions
 
 
 TRACED = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 2),

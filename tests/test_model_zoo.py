@@ -144,6 +144,7 @@ def weights_source(config: str) -> str:
     raise AssertionError(f'{config} starts from {checkpoint!r}: say where it comes from')
 
 
+@pytest.mark.slow
 def test_the_backbone_weights_column_says_where_they_come_from():
     checked, dense = 0, ('configs/detection/', 'configs/segmentation/')
     for page, config, cells in table_rows():

@@ -11,8 +11,9 @@ from _helpers import focalnet_variants
 from test_configs import MODELS_INDEX, build, fresh, load
 
 SYSTEMS = [m['Config'] for m in MODELS_INDEX if 'Paper Table' not in m['Metadata']]
-# (FocalNet-XL / H are 0.4 / 0.75 G parameters: one AdamW step needs 6 / 12 GB)
-HEAVY = ('_xl_', '_h_')
+# slow: the DINO detectors (FocalNet-XL / H are 0.4 / 0.75 G parameters: one AdamW step
+# needs 6 / 12 GB) and Mask2Former's panoptic one; the quick tier builds the ADE20K one
+HEAVY = ('dino_', '_coco_panoptic')
 
 
 def image_size(cfg) -> int:

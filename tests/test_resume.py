@@ -18,24 +18,25 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import MessageHub
 
-import _data
 from mmfocal.engine import ResumableCheckpointHook
 from mmfocal.compat import allow_mmengine_checkpoints, load_weights
 
 
 from _helpers import ROOT
+sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
+import make_demo_data  # noqa: E402
+
 DET_CONFIG = """
 _base_ = '{root}/configs/detection/demo_mask_rcnn_focalnet.py'
 data_root = '{data}/'
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=(128, 96), keep_ratio=True),  # no RandomFlip
+    dict(type='Resize', scale=(96, 96), keep_ratio=True),  # no RandomFlip
     dict(type='PackDetInputs')]
 train_dataloader = dict(
     batch_size=1, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline,
-                 metainfo=dict(classes=('person', 'bicycle', 'car', 'motorcycle'))))
+    dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None
 custom_hooks = []  # the demo's FocalMapsHook draws over a validation image
@@ -60,6 +61,17 @@ custom_hooks = []  # the demo's FocalMapsHook draws over a validation image
 train_cfg = dict(max_iters=6)
 default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval=2, max_keep_ckpts=1))
 """
+
+
+def demo_data(tmp_path_factory, task, num_train=4, size=96):
+    """``num_train`` training images of ``size`` pixels (make_demo_data); returns the root
+    of the COCO or ADE20K layout. In a folder of the base temporary directory, not the
+    test's: mmengine formats the config (yapf) for the log and every checkpoint, which
+    takes seconds longer once the data path does not fit on a line."""
+    out = tmp_path_factory.mktemp(task)
+    make_demo_data.main(['--out', str(out), '--task', task, '--num-train', str(num_train),
+                         '--num-val', '1', '--size', str(size)])
+    return str(out / 'coco') if task == 'det' else str(out / 'ade' / 'ADEChallengeData2016')
 
 
 def train_command(config, work_dir, *extra, processes=1):
@@ -145,13 +157,13 @@ def assert_same_training_state(a, b):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('task', ['detection', 'segmentation'])
-def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, task):
+def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, tmp_path_factory, task):
     if task == 'detection':
-        data = _data.make_coco(str(tmp_path / 'coco'))
+        data = demo_data(tmp_path_factory, 'det')
         text, marker, last = DET_CONFIG, 'Epoch(train) [2][1/4]', 'epoch_2.pth'
         resumed_line, first_after = 'resumed epoch: 1, iter: 4', 'Epoch(train) [2][1/4]'
     else:
-        data = _data.make_ade20k(str(tmp_path / 'ade20k'))
+        data = demo_data(tmp_path_factory, 'seg', size=64)
         text, marker, last = SEG_CONFIG, 'Iter(train) [3/6]', 'iter_6.pth'
         resumed_line, first_after = 'resumed epoch: 0, iter: 2', 'Iter(train) [3/6]'
     config = tmp_path / 'config.py'
@@ -171,11 +183,11 @@ def test_killed_run_resumes_to_the_uninterrupted_weights(tmp_path, task):
 
 
 @pytest.mark.slow
-def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path):
+def test_killed_two_process_run_resumes_to_the_uninterrupted_weights(tmp_path, tmp_path_factory):
     """Two gloo processes with different seeds per rank (each draws its own RoI samples):
     killed in the second epoch and resumed, they end with the uninterrupted run's weights,
     since every rank's random states were saved and restored, not only rank 0's."""
-    data = _data.make_coco(str(tmp_path / 'coco'), num_train=8)
+    data = demo_data(tmp_path_factory, 'det', num_train=8)
     config = tmp_path / 'config.py'
     config.write_text(DET_CONFIG.format(root=ROOT, data=data) +
                       'randomness = dict(seed=0, diff_rank_seed=True)\n')

@@ -21,6 +21,9 @@ PYTHON ?= $(CURDIR)/.venv/bin/python
 endif
 TESTS ?= tests
 WHEELS ?=
+# test processes (pytest-xdist): auto, one per core; JOBS=0 runs the suite in this process
+JOBS ?= auto
+PYTEST = $(PYTHON) -m pytest $(TESTS) -q -n $(JOBS) --dist loadgroup
 
 .PHONY: setup test test-quick docs lint
 setup:
@@ -28,12 +31,12 @@ setup:
 
 # the development stack lints first (flake8, setup.cfg's [flake8]); the oldest stack only tests
 test: setup $(if $(filter latest,$(STACK)),lint)
-	$(PYTHON) -m pytest $(TESTS) -q
+	$(PYTEST)
 
 # the quick tier for the edit-test loop: the suite without the tests marked slow (tool runs,
 # trainings, exports of detectors, full-size builds); docs/en/tests.md says what it leaves out
 test-quick: setup
-	$(PYTHON) -m pytest $(TESTS) -q -m 'not slow'
+	$(PYTEST) -m 'not slow'
 
 lint: setup
 	$(PYTHON) -m flake8 mmfocal tools tests configs docs

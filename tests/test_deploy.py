@@ -2,8 +2,8 @@
 backbones' graphs at any input size, every kind of model the deploy configs serve within
 1e-4 of PyTorch, the backend's COCO AP equal to PyTorch's, and clear errors.
 
-Models are the real configs shrunk (one block per stage, narrow heads) with random
-weights, or the demo detector trained for a few iterations; images are 64 to 160 pixels.
+Models are the real configs shrunk (one block per stage, narrow heads) with random weights;
+images are 64 to 160 pixels (the trained systems: tests/test_deploy_trained.py).
 Skipped where the ``deploy`` extra is not installed (the oldest supported stack).
 """
 import glob
@@ -11,7 +11,6 @@ import json
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 
 import cv2
@@ -34,7 +33,7 @@ from mmfocal.deploy.pooling import adaptive_avg_pool2d  # noqa: E402
 from mmfocal.deploy.roi_heads import background_where_empty  # noqa: E402
 from mmfocal.models.backbones import FocalNet, FocalTransformer  # noqa: E402
 
-from _helpers import PYTHON, ROOT, run_checked  # noqa: E402
+from _helpers import ROOT  # noqa: E402
 DEPLOY = osp.join(ROOT, 'configs', 'deploy')
 sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
 import deploy as deploy_tool  # noqa: E402
@@ -44,10 +43,6 @@ TOLERANCE = 1e-4
 #: to 1.2e-4 there, so the graph's and PyTorch's rounding may differ by that much on some
 #: CPUs (a thousandth of a pixel is what the boxes are held to)
 BOX_TOLERANCE = 1e-3
-
-
-def run(args, timeout=900):
-    return run_checked(args, timeout=timeout).stdout
 
 
 def write_image(path, height, width, seed=0):
@@ -230,248 +225,11 @@ def test_deploy_matches_pytorch(name, kind, shrunk, tmp_path):
     assert_within(result, images, tmp_path, detections=name.startswith(('atss', 'retina')))
 
 
-# ----------------------------------------------------------------------------- demo detector
-
-
-def demo_data_options(data_root):
-    """A detector of the demo's data at 96 pixels, trained for 24 iterations of the 8
-    training images and evaluated on them."""
-    root = osp.join(data_root, 'coco') + '/'
-    ann = root + 'annotations/instances_train2017.json'
-    return [f'{split}_dataloader.dataset.data_root={root}'
-            for split in ('train', 'val', 'test')] + [
-        f'{split}_dataloader.{key}' for split in ('train', 'val', 'test')
-        for key in ('num_workers=0', 'persistent_workers=False')] + [
-        f'{split}_dataloader.dataset.{key}' for split in ('val', 'test')
-        for key in ('ann_file=annotations/instances_train2017.json',
-                    'data_prefix.img=train2017/', 'pipeline.1.scale=(96,96)')] + [
-        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
-        'train_dataloader.dataset.pipeline.3.scale=(96,96)', 'test_pipeline.1.scale=(96,96)',
-        'train_cfg.max_epochs=24', 'train_cfg.val_interval=100',
-        'param_scheduler.0.end=5', 'param_scheduler.1.milestones=[100]',
-        'optim_wrapper.optimizer.lr=0.003', 'custom_hooks=[]',
-        'default_hooks.checkpoint.interval=24', 'default_hooks.logger.interval=4']
-
-
-def demo_det_options(data_root):
-    """The demo detector's options: its R-CNN head regresses one box per RoI, whatever the
-    class; mmdeploy's graph keeps only the box of each RoI's best class, mmdet one per class
-    (docs/en/deployment.md, known limits), which moves a weakly trained model's AP."""
-    return demo_data_options(data_root) + [
-        'model.roi_head.bbox_head.reg_class_agnostic=True']
-
-
-@pytest.fixture(scope='module')
-def demo_data(tmp_path_factory):
-    """The demo's detection data (COCO layout), 8 training images of 96 pixels."""
-    root = str(tmp_path_factory.mktemp('demo_data'))
-    run([PYTHON, 'tools/dataset_converters/make_demo_data.py', '--out', root, '--task', 'det',
-         '--num-train', '8', '--num-val', '2', '--size', '96'])
-    return root
-
-
-def train_briefly(config, options, work_dir):
-    """The checkpoint of CONFIG trained by tools/train.py with ``demo_data_options``."""
-    run([PYTHON, 'tools/train.py', config, '--work-dir', str(work_dir), '--cfg-options',
-         *options])
-    return str(work_dir / 'epoch_24.pth')
-
-
-@pytest.fixture(scope='module')
-def demo_detector(demo_data, tmp_path_factory):
-    """(config, checkpoint, --cfg-options, a training image) of the briefly trained demo
-    detector."""
-    config = osp.join(ROOT, 'configs', 'detection', 'demo_mask_rcnn_focalnet.py')
-    options = demo_det_options(demo_data)
-    checkpoint = train_briefly(config, options, tmp_path_factory.mktemp('demo_train'))
-    image = osp.join(demo_data, 'coco', 'train2017', '000000000001.jpg')
-    return config, checkpoint, options, image
-
-
 def metrics_of(work_dir):
     """The metrics a test runner wrote to WORK_DIR/TIMESTAMP/TIMESTAMP.json."""
     (path, ) = glob.glob(osp.join(str(work_dir), '*', '*.json'))
     with open(path) as f:
         return json.loads(f.read().strip().splitlines()[-1])
-
-
-@pytest.fixture(scope='module')
-def demo_onnx(demo_detector, tmp_path_factory):
-    """The demo detector exported (dynamic shapes) and checked on a training image and on a
-    wide image of another input size."""
-    config, checkpoint, options, image = demo_detector
-    work_dir = tmp_path_factory.mktemp('demo_onnx')
-    wide = cv2.resize(cv2.imread(image), (144, 72))
-    cv2.imwrite(str(work_dir / 'wide.jpg'), wide)
-    images = [image, str(work_dir / 'wide.jpg')]
-    result = deploy_with_tool('instance-seg_onnxruntime_dynamic.py', config, checkpoint,
-                              images, work_dir, '--cfg-options', *options)
-    return result, images, work_dir
-
-
-@pytest.mark.slow
-def test_mask_rcnn_two_sizes_matches_pytorch(demo_onnx):
-    result, images, work_dir = demo_onnx
-    assert_within(result, images, work_dir, detections=True)
-    assert all('masks' in [d.name for d in c.comparison.differences] for c in result.checks)
-
-
-@pytest.mark.slow
-def test_backend_ap_equals_pytorch_ap(demo_detector, demo_onnx, tmp_path):
-    """tools/deployment/test.py on the graph against tools/test.py on the checkpoint."""
-    config, checkpoint, options, _ = demo_detector
-    result, _, _ = demo_onnx
-    run([PYTHON, 'tools/test.py', config, checkpoint, '--work-dir', str(tmp_path / 'torch'),
-         '--cfg-options', *options])
-    run([PYTHON, 'tools/deployment/test.py', osp.join(DEPLOY, 'instance-seg_onnxruntime_'
-         'dynamic.py'), config, result.onnx_file, '--work-dir', str(tmp_path / 'onnx'),
-         '--cfg-options', *options])
-    torch_metrics, onnx_metrics = metrics_of(tmp_path / 'torch'), metrics_of(tmp_path / 'onnx')
-    assert torch_metrics['coco/bbox_mAP'] > 0  # the comparison is not of two zeros
-    for key in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP', 'coco/segm_mAP_50'):
-        assert abs(onnx_metrics[key] - torch_metrics[key]) <= 0.002, \
-            (key, onnx_metrics, torch_metrics)
-
-
-CHANNELS = {'in_channels', 'out_channels', 'feat_channels', 'conv_out_channels',
-            'fc_out_channels', 'proposal_feature_channel', 'feedforward_channels'}
-DEMO_WIDTHS = {256: 64, 1024: 256, 2048: 256}  # full config's widths -> the demo's
-DEMO_BACKBONES = {
-    'FocalNet': dict(embed_dims=32, depths=(1, 1, 2, 1), drop_path_rate=0., init_cfg=None),
-    'FocalTransformer': dict(embed_dims=32, depths=(1, 1, 2, 1), num_heads=(1, 2, 4, 8),
-                             drop_path_rate=0., init_cfg=None),
-}
-
-
-def shrink_heads(node):
-    """Neck and head widths of a full config as the demo detector's, 4 classes."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in CHANNELS and isinstance(value, int):
-                node[key] = DEMO_WIDTHS.get(value, value)
-            elif key == 'num_classes':
-                node[key] = 4
-            else:
-                shrink_heads(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            shrink_heads(value)
-
-
-def demo_variant(config, path):
-    """configs/detection/CONFIG with the demo detector's data, schedule, backbone size,
-    widths and numbers of RoIs, written to PATH."""
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'detection', config))
-    demo = Config.fromfile(osp.join(ROOT, 'configs', 'detection', 'demo_mask_rcnn_focalnet.py'))
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator',
-                'test_evaluator', 'test_pipeline', 'train_cfg', 'param_scheduler',
-                'optim_wrapper', 'default_hooks', 'randomness'):
-        cfg[key] = demo[key]
-    cfg.custom_hooks = []
-    cfg.model.backbone.update(DEMO_BACKBONES[cfg.model.backbone.type])
-    shrink_heads(cfg.model)
-    cfg.model.neck.in_channels = [32, 64, 128, 256]
-    if cfg.model.rpn_head.type == 'RPNHead':
-        cfg.model.test_cfg = demo.model.test_cfg
-        cfg.model.train_cfg.rpn_proposal = demo.model.train_cfg.rpn_proposal
-        for stage in cfg.model.train_cfg.rcnn:
-            stage.sampler.num = 128
-    else:  # Sparse R-CNN
-        cfg.model.rpn_head.num_proposals = 100
-        cfg.model.test_cfg.rcnn.max_per_img = 20
-    if not cfg.model.roi_head.get('mask_head'):
-        cfg.val_evaluator.metric = cfg.test_evaluator.metric = 'bbox'
-    if 'score_thr' in cfg.model.test_cfg.get('rcnn', {}):
-        cfg.model.test_cfg.rcnn.score_thr = LOW_SCORE
-    cfg.dump(str(path))
-    return str(path)
-
-
-#: the score threshold of the trained systems' graphs and PyTorch (0.05 in the configs):
-#: a detector of 24 iterations scores low, and the graphs are compared on what it detects
-LOW_SCORE = 0.01
-
-
-def low_score_deploy_config(deploy_cfg, work_dir):
-    """configs/deploy/DEPLOY_CFG keeping boxes scored above :data:`LOW_SCORE`."""
-    path = work_dir / deploy_cfg
-    path.write_text(f'_base_ = [{osp.join(DEPLOY, deploy_cfg)!r}]\n'
-                    f'codebase_config = dict(post_processing=dict(score_threshold={LOW_SCORE}))\n')
-    return str(path)
-
-
-# name: (config, task of its deploy configs); the paper's configs unchanged but for
-# demo_variant
-TRAINED_SYSTEMS = {
-    'cascade_focalnet': ('cascade_mask_rcnn_focalnet_t_3x.py', 'instance-seg'),
-    'cascade_focal_transformer': ('cascade_mask_rcnn_focal_transformer_t_3x.py',
-                                  'instance-seg'),
-    'sparse_rcnn_focalnet': ('sparse_rcnn_focalnet_t_3x.py', 'detection'),
-    'sparse_rcnn_focal_transformer': ('sparse_rcnn_focal_transformer_t_3x.py', 'detection'),
-}
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize('name', sorted(TRAINED_SYSTEMS))
-def test_trained_system_deploys(name, demo_data, tmp_path):
-    """The paper's detector (demo sizes) trained 24 iterations: its dynamic graph gives
-    PyTorch's detections on a training image and a wide one, its static graph on the
-    training image (the size of every demo image), and tools/deployment/test.py with
-    either graph the AP of tools/test.py within 0.01 (Sparse R-CNN's AP is still 0 after
-    24 iterations; its detections are compared). Both keep boxes scored above LOW_SCORE."""
-    config, task = TRAINED_SYSTEMS[name]
-    config = demo_variant(config, tmp_path / f'{name}.py')
-    options = demo_data_options(demo_data)
-    checkpoint = train_briefly(config, options, tmp_path / 'train')
-    run([PYTHON, 'tools/test.py', config, checkpoint, '--work-dir', str(tmp_path / 'torch'),
-         '--cfg-options', *options])
-    torch_metrics = metrics_of(tmp_path / 'torch')
-    assert torch_metrics['coco/bbox_mAP'] > 0 or name.startswith('sparse')
-    train = [osp.join(demo_data, 'coco', 'train2017', f'00000000000{i}.jpg') for i in (2, 3)]
-    wide = str(tmp_path / 'wide.jpg')
-    cv2.imwrite(wide, cv2.resize(cv2.imread(train[0]), (144, 72)))
-    for kind, images in (('dynamic', [train[0], wide, train[1]]), ('static', train)):
-        deploy_cfg = low_score_deploy_config(f'{task}_onnxruntime_{kind}.py', tmp_path)
-        result = deploy_with_tool(deploy_cfg, config, checkpoint, images, tmp_path / kind,
-                                  '--cfg-options', *options)
-        assert_within(result, images, tmp_path / kind, sizes=2 if kind == 'dynamic' else 1)
-        counts = [check.comparison.detections for check in result.checks]
-        # a model of 24 iterations may find nothing in one image, not in all
-        assert all(ort == ref for ort, ref in counts) and sum(ort for ort, _ in counts), \
-            (kind, counts)
-        run([PYTHON, 'tools/deployment/test.py', osp.join(DEPLOY, deploy_cfg), config,
-             result.onnx_file, '--work-dir', str(tmp_path / f'ort_{kind}'), '--cfg-options',
-             *options])
-        ort_metrics = metrics_of(tmp_path / f'ort_{kind}')
-        assert abs(ort_metrics['coco/bbox_mAP'] - torch_metrics['coco/bbox_mAP']) <= 0.01, \
-            (kind, ort_metrics, torch_metrics)
-
-
-@pytest.mark.slow
-def test_static_graph_evaluates_in_its_batch(demo_detector, demo_onnx, tmp_path):
-    """A static graph (batch 1) evaluates at tools/deployment/test.py's default batch size
-    with the dynamic graph's metrics, and refuses a larger batch; the dynamic graph takes
-    batches of 4 (the 8 images in two batches) with the same metrics."""
-    config, checkpoint, options, image = demo_detector
-    static = deploy_with_tool('instance-seg_onnxruntime_static.py', config, checkpoint,
-                              [image], tmp_path / 'static', '--cfg-options', *options)
-    dynamic, _, _ = demo_onnx
-    deploy_cfg = osp.join(DEPLOY, 'instance-seg_onnxruntime_%s.py')
-    run([PYTHON, 'tools/deployment/test.py', deploy_cfg % 'static', config, static.onnx_file,
-         '--work-dir', str(tmp_path / 'b1'), '--cfg-options', *options])
-    run([PYTHON, 'tools/deployment/test.py', deploy_cfg % 'dynamic', config, dynamic.onnx_file,
-         '--work-dir', str(tmp_path / 'b4'), '--batch-size', '4', '--cfg-options', *options])
-    batch_1, batch_4 = metrics_of(tmp_path / 'b1'), metrics_of(tmp_path / 'b4')
-    coco = sorted(key for key in batch_1 if key.startswith('coco/'))
-    assert [batch_1[key] for key in coco] == pytest.approx(
-        [batch_4[key] for key in coco], abs=2e-3), (batch_1, batch_4)
-    result = subprocess.run(
-        [PYTHON, 'tools/deployment/test.py', deploy_cfg % 'static', config, static.onnx_file,
-         '--work-dir', str(tmp_path / 'b2'), '--batch-size', '2', '--cfg-options', *options],
-        cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert result.returncode != 0
-    assert 'is a static graph of batch 1; evaluate it with batch size 1' in result.stderr, \
-        result.stderr[-2000:]
 
 
 # ----------------------------------------------------------------------------- errors

@@ -17,9 +17,7 @@ import torch
 from mmfocal.compat import WEIGHTS_ONLY_DEFAULT
 
 from _helpers import PYTHON, ROOT, run_checked
-DET_CONFIG = osp.join(ROOT, 'configs/detection/demo_mask_rcnn_focalnet.py')
-SEG_CONFIG = osp.join(ROOT, 'configs/segmentation/demo_upernet_focal_transformer.py')
-NUM_VAL = 2
+from _trained import ITERATIONS
 
 pytestmark = pytest.mark.slow
 
@@ -46,61 +44,16 @@ def toolbox_tool(toolbox, name):
     return osp.join(package, '.mim', 'tools', name)
 
 
-def det_options(data):
-    root = osp.join(data, 'coco') + '/'
-    ann = root + 'annotations/instances_val2017.json'
-    return [f'{split}_dataloader.dataset.data_root={root}'
-            for split in ('train', 'val', 'test')] + [
-        f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
-        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-        'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1']
-
-
-def seg_options(data):
-    root = osp.join(data, 'ade', 'ADEChallengeData2016')
-    return [f'{split}_dataloader.dataset.data_root={root}'
-            for split in ('train', 'val', 'test')] + [
-        'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
-        'train_dataloader.persistent_workers=False', 'val_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
-        'train_cfg.max_iters=2', 'train_cfg.val_interval=100',
-        'default_hooks.checkpoint.interval=2', 'default_hooks.logger.interval=1']
+@pytest.fixture(scope='module')
+def det_run(trained):
+    """The demo detector of the tests' store (24 iterations of mmfocal's train.py)."""
+    return trained('mask_rcnn_focalnet')
 
 
 @pytest.fixture(scope='module')
-def data(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp('demo_data'))
-    run([PYTHON, 'tools/dataset_converters/make_demo_data.py', '--out', out,
-         '--num-train', '8', '--num-val', str(NUM_VAL), '--size', '96'])
-    return out
-
-
-@pytest.fixture(scope='module')
-def det_run(data, tmp_path_factory):
-    """One epoch (one iteration of 8 images) of the demo detector with mmfocal's train.py."""
-    work_dir = str(tmp_path_factory.mktemp('det_run'))
-    run([PYTHON, 'tools/train.py', DET_CONFIG, '--work-dir', work_dir, '--cfg-options',
-         *det_options(data), 'train_cfg.max_epochs=1', 'train_cfg.val_interval=100'])
-    return work_dir, osp.join(work_dir, 'epoch_1.pth')
-
-
-@pytest.fixture(scope='module')
-def seg_run(data, tmp_path_factory):
-    """Two iterations of the demo segmentor with mmfocal's train.py."""
-    work_dir = str(tmp_path_factory.mktemp('seg_run'))
-    run([PYTHON, 'tools/train.py', SEG_CONFIG, '--work-dir', work_dir, '--cfg-options',
-         *seg_options(data)])
-    return work_dir, osp.join(work_dir, 'iter_2.pth')
-
-
-def val_images(data, task):
-    pattern = {'det': 'coco/val2017/*.jpg',
-               'seg': 'ade/ADEChallengeData2016/images/validation/*.jpg'}[task]
-    images = sorted(glob.glob(osp.join(data, pattern)))
-    assert len(images) == NUM_VAL
-    return images
+def seg_run(trained):
+    """The demo segmentor (Focal Transformer UperNet) of the tests' store."""
+    return trained('upernet_focal_transformer')
 
 
 @pytest.mark.skipif(not WEIGHTS_ONLY_DEFAULT, reason=f'torch {torch.__version__} < 2.6 '
@@ -108,7 +61,7 @@ def val_images(data, task):
 def test_checkpoint_needs_the_allow_list(det_run):
     """The checkpoint holds mmengine's HistoryBuffer: plain torch.load refuses it until
     mmfocal is imported (in a fresh interpreter, so nothing was allow-listed before)."""
-    _, checkpoint = det_run
+    checkpoint = det_run.checkpoint
     out = run_python(f'''
         import pickle, torch
         try:
@@ -154,13 +107,13 @@ def test_import_allows_exactly_the_mmengine_globals_once():
     assert result['torch'] == (names if result['weights_only_default'] else [])
 
 
-def test_det_inferencer(det_run, data, tmp_path):
-    _, checkpoint = det_run
-    image = val_images(data, 'det')[0]
+def test_det_inferencer(det_run, tmp_path):
+    image = det_run.images[0]
     out = run_python(f'''
         import json
         from mmdet.apis import DetInferencer
-        inferencer = DetInferencer(model={DET_CONFIG!r}, weights={checkpoint!r}, device='cpu')
+        inferencer = DetInferencer(model={det_run.config!r}, weights={det_run.checkpoint!r},
+                                   device='cpu')
         result = inferencer({image!r}, out_dir={str(tmp_path)!r}, no_save_pred=False)
         print('RESULT', json.dumps(dict(n=len(result['predictions']),
                               keys=sorted(result['predictions'][0]))))
@@ -172,32 +125,29 @@ def test_det_inferencer(det_run, data, tmp_path):
     assert osp.isfile(tmp_path / 'preds' / f'{stem}.json')
 
 
-def test_init_detector_and_inference_detector(det_run, data):
+def test_init_detector_and_inference_detector(det_run, tmp_path):
     """The weights init_detector loads are those of the checkpoint."""
-    _, checkpoint = det_run
-    image = val_images(data, 'det')[0]
     out = run_python(f'''
         import torch
         from mmdet.apis import inference_detector, init_detector
-        model = init_detector({DET_CONFIG!r}, {checkpoint!r}, device='cpu')
-        sample = inference_detector(model, {image!r})
+        model = init_detector({det_run.config!r}, {det_run.checkpoint!r}, device='cpu')
+        sample = inference_detector(model, {det_run.images[0]!r})
         key = 'backbone.layers.0.blocks.0.modulation.f.weight'
         print('RESULT', type(model.backbone).__name__,
               tuple(sample.pred_instances.bboxes.shape[1:]))
         torch.save(model.state_dict()[key], 'loaded.pt')
-    ''', osp.dirname(checkpoint))
+    ''', tmp_path)
     assert 'FocalNet (4,)' in out
     from mmfocal.models.checkpoint import read_checkpoint
-    expected = read_checkpoint(checkpoint)['state_dict'][
+    expected = read_checkpoint(det_run.checkpoint)['state_dict'][
         'backbone.layers.0.blocks.0.modulation.f.weight']
-    loaded = torch.load(osp.join(osp.dirname(checkpoint), 'loaded.pt'), weights_only=True)
+    loaded = torch.load(tmp_path / 'loaded.pt', weights_only=True)
     torch.testing.assert_close(loaded, expected)
 
 
-def test_mmdet_test_py(det_run, data, tmp_path):
-    _, checkpoint = det_run
-    run([PYTHON, toolbox_tool('mmdet', 'test.py'), DET_CONFIG, checkpoint, '--work-dir',
-         str(tmp_path), '--cfg-options', *det_options(data)])
+def test_mmdet_test_py(det_run, tmp_path):
+    run([PYTHON, toolbox_tool('mmdet', 'test.py'), det_run.config, det_run.checkpoint,
+         '--work-dir', str(tmp_path)])
     (log, ) = glob.glob(str(tmp_path / '*' / '*.json'))
     with open(log) as f:
         metrics = json.loads(f.read().strip().splitlines()[-1])
@@ -205,34 +155,32 @@ def test_mmdet_test_py(det_run, data, tmp_path):
         assert 0 <= metrics[key] <= 1
 
 
-def test_mmdet_train_py_resume(det_run, data, tmp_path):
-    """mmdet's train.py --resume continues the run of mmfocal's train.py at epoch 2."""
-    work_dir, _ = det_run
+def test_mmdet_train_py_resume(det_run, tmp_path):
+    """mmdet's train.py --resume continues the run of mmfocal's train.py with its next
+    epoch."""
+    last = osp.basename(det_run.checkpoint)
+    assert last == f'epoch_{ITERATIONS}.pth'  # epochs of one iteration
     resumed = str(tmp_path / 'resumed')
     os.makedirs(resumed)
-    for name in ('epoch_1.pth', 'last_checkpoint'):
-        with open(osp.join(work_dir, name), 'rb') as f:
-            content = f.read()
-        if name == 'last_checkpoint':
-            content = osp.join(resumed, 'epoch_1.pth').encode()
-        with open(osp.join(resumed, name), 'wb') as f:
-            f.write(content)
-    log = run([PYTHON, toolbox_tool('mmdet', 'train.py'), DET_CONFIG, '--work-dir', resumed,
-               '--resume', '--cfg-options', *det_options(data), 'train_cfg.max_epochs=2',
-               'train_cfg.val_interval=100'])
-    assert 'resumed epoch: 1, iter: 1' in log
-    assert 'Epoch(train) [2][1/1]' in log and 'Epoch(train) [1][' not in log
+    with open(det_run.checkpoint, 'rb') as src, open(osp.join(resumed, last), 'wb') as dst:
+        dst.write(src.read())
+    with open(osp.join(resumed, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(resumed, last))
+    log = run([PYTHON, toolbox_tool('mmdet', 'train.py'), det_run.config, '--work-dir',
+               resumed, '--resume', '--cfg-options', f'train_cfg.max_epochs={ITERATIONS + 1}'])
+    assert f'resumed epoch: {ITERATIONS}, iter: {ITERATIONS}' in log
+    assert f'Epoch(train) [{ITERATIONS + 1}][1/1]' in log
+    assert f'Epoch(train) [{ITERATIONS}][' not in log
     from mmfocal.models.checkpoint import read_checkpoint
-    second = read_checkpoint(osp.join(resumed, 'epoch_2.pth'))
-    assert (second['meta']['epoch'], second['meta']['iter']) == (2, 2)
+    second = read_checkpoint(osp.join(resumed, f'epoch_{ITERATIONS + 1}.pth'))
+    assert (second['meta']['epoch'], second['meta']['iter']) == (ITERATIONS + 1, ITERATIONS + 1)
 
 
-def test_mmseg_inferencer(seg_run, data, tmp_path):
-    _, checkpoint = seg_run
-    image = val_images(data, 'seg')[0]
+def test_mmseg_inferencer(seg_run, tmp_path):
+    image = seg_run.images[0]
     out = run_python(f'''
         from mmseg.apis import MMSegInferencer
-        inferencer = MMSegInferencer(model={SEG_CONFIG!r}, weights={checkpoint!r},
+        inferencer = MMSegInferencer(model={seg_run.config!r}, weights={seg_run.checkpoint!r},
                                      device='cpu')
         result = inferencer({image!r}, out_dir={str(tmp_path)!r}, return_datasamples=True)
         print('RESULT', type(inferencer.model.backbone).__name__,
@@ -244,10 +192,9 @@ def test_mmseg_inferencer(seg_run, data, tmp_path):
     assert osp.isfile(tmp_path / 'vis' / osp.basename(image))
 
 
-def test_mmseg_test_py(seg_run, data, tmp_path):
-    _, checkpoint = seg_run
-    run([PYTHON, toolbox_tool('mmseg', 'test.py'), SEG_CONFIG, checkpoint, '--work-dir',
-         str(tmp_path), '--cfg-options', *seg_options(data)])
+def test_mmseg_test_py(seg_run, tmp_path):
+    run([PYTHON, toolbox_tool('mmseg', 'test.py'), seg_run.config, seg_run.checkpoint,
+         '--work-dir', str(tmp_path)])
     (log, ) = glob.glob(str(tmp_path / '*' / '*.json'))
     with open(log) as f:
         metrics = json.loads(f.read().strip().splitlines()[-1])
@@ -255,12 +202,13 @@ def test_mmseg_test_py(seg_run, data, tmp_path):
 
 
 def test_demo_trainings_draw_the_backbone(det_run, seg_run):
-    """The demo configs turn FocalMapsHook on: at the last iteration of each short run, the
+    """The demo configs turn FocalMapsHook on: at the last iteration of each run, the
     pictures are in the visualizer's local backend."""
     drawn = {}
-    for task, (work_dir, _) in (('det', det_run), ('seg', seg_run)):
+    for task, run_ in (('det', det_run), ('seg', seg_run)):
         drawn[task] = sorted(osp.basename(p) for p in glob.glob(
-            osp.join(work_dir, '*', 'vis_data', 'vis_image', '*.png')))
-    assert drawn['det'] == ['focalnet_maps_1.png']
-    assert drawn['seg'] == sorted([f'focal_transformer_stage{i}_2.png' for i in range(4)] +
-                                  ['focal_transformer_heads_2.png'])
+            osp.join(run_.work_dir, '*', 'vis_data', 'vis_image', '*.png')))
+    assert drawn['det'] == [f'focalnet_maps_{ITERATIONS}.png']
+    assert drawn['seg'] == sorted([f'focal_transformer_stage{i}_{ITERATIONS}.png'
+                                   for i in range(4)] +
+                                  [f'focal_transformer_heads_{ITERATIONS}.png'])

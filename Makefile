@@ -23,7 +23,7 @@ TESTS ?= tests
 WHEELS ?=
 # test processes (pytest-xdist): auto, one per core; JOBS=0 runs the suite in this process
 JOBS ?= auto
-PYTEST = $(PYTHON) -m pytest $(TESTS) -q -n $(JOBS) --dist loadgroup
+PYTEST = $(PYTHON) -m pytest $(TESTS) -q -n $(JOBS)
 
 .PHONY: setup test test-quick docs lint
 setup:

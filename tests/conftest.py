@@ -27,21 +27,8 @@ def trained(tmp_path_factory):
     return TrainedModels(str(root / 'trained'))
 
 
-def xdist_group(item) -> str:
-    """A test file's tests run in one process (its module fixtures are built once), but
-    each trained system's tests of test_deploy_trained.py make a group of their own."""
-    name = getattr(item, 'callspec', None) and item.callspec.params.get('name')
-    if item.module.__name__ == 'test_deploy_trained' and name:
-        return f'trained-{name}'
-    return item.nodeid.split('::')[0]
-
-
 def pytest_collection_modifyitems(config, items):
-    """With pytest-xdist's ``--dist loadgroup`` (make test), the groups of
-    :func:`xdist_group`, the trained systems first: the longest groups start first and the
-    test files fill the processes' time around them."""
-    if not config.pluginmanager.hasplugin('xdist'):
-        return
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
-    items.sort(key=lambda item: not xdist_group(item).startswith('trained-'))
+    """The trained systems' tests first (tests/test_deploy_trained.py, each half a minute to
+    a minute): pytest-xdist hands the tests out in this order, so the longest start first
+    and the others fill the processes' time around them."""
+    items.sort(key=lambda item: item.module.__name__ != 'test_deploy_trained')

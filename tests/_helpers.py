@@ -34,6 +34,18 @@ def focalnet_variants() -> dict:
             for name, variant in cfg.items() if name.startswith('focalnet_')}
 
 
+def write_demo_data(out, task, num_train, num_val, size) -> str:
+    """The demo generator's data (tools/dataset_converters/make_demo_data.py) written to
+    OUT: ``num_train`` and ``num_val`` images of ``size`` pixels; returns the root of the
+    COCO layout (task 'det') or of the ADE20K one ('seg')."""
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
+    import make_demo_data
+    make_demo_data.main(['--out', str(out), '--task', task, '--num-train', str(num_train),
+                         '--num-val', str(num_val), '--size', str(size)])
+    return osp.join(str(out), 'coco') if task == 'det' else osp.join(
+        str(out), 'ade', 'ADEChallengeData2016')
+
+
 def expected_shapes(batch, h, w, dims, out_indices=(0, 1, 2, 3)):
     """(B, C_i, H_i, W_i) of a four-stage backbone's outputs (patch size 4, widths doubling)
     for a (batch, C, h, w) input."""

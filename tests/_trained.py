@@ -17,7 +17,7 @@ from typing import NamedTuple
 from filelock import FileLock
 from mmengine.config import Config
 
-from _helpers import PYTHON, ROOT, run_checked
+from _helpers import PYTHON, ROOT, run_checked, write_demo_data
 
 sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
 import make_demo_data  # noqa: E402
@@ -210,8 +210,7 @@ class TrainedModels:
         out = osp.join(self.root, f'data_{task}')
         with FileLock(out + '.lock'):
             if not osp.isdir(out):
-                make_demo_data.main(['--out', out + '.part', '--task', task, '--num-train', '8',
-                                     '--num-val', '2', '--size', str(IMAGE_SIZE)])
+                write_demo_data(out + '.part', task, 8, 2, IMAGE_SIZE)
                 os.rename(out + '.part', out)
         return osp.join(out, 'coco') if task == 'det' else osp.join(
             out, 'ade', 'ADEChallengeData2016')

@@ -22,9 +22,7 @@ from mmfocal.engine import ResumableCheckpointHook
 from mmfocal.compat import allow_mmengine_checkpoints, load_weights
 
 
-from _helpers import ROOT
-sys.path.insert(0, osp.join(ROOT, 'tools', 'dataset_converters'))
-import make_demo_data  # noqa: E402
+from _helpers import ROOT, write_demo_data
 
 DET_CONFIG = """
 _base_ = '{root}/configs/detection/demo_mask_rcnn_focalnet.py'
@@ -68,10 +66,7 @@ def demo_data(tmp_path_factory, task, num_train=4, size=96):
     of the COCO or ADE20K layout. In a folder of the base temporary directory, not the
     test's: mmengine formats the config (yapf) for the log and every checkpoint, which
     takes seconds longer once the data path does not fit on a line."""
-    out = tmp_path_factory.mktemp(task)
-    make_demo_data.main(['--out', str(out), '--task', task, '--num-train', str(num_train),
-                         '--num-val', '1', '--size', str(size)])
-    return str(out / 'coco') if task == 'det' else str(out / 'ade' / 'ADEChallengeData2016')
+    return write_demo_data(tmp_path_factory.mktemp(task), task, num_train, 1, size)
 
 
 def train_command(config, work_dir, *extra, processes=1):

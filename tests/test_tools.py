@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from _helpers import PYTHON, ROOT, run_checked
+from _helpers import PYTHON, ROOT, run_checked, write_demo_data
 TOOLS = osp.join(ROOT, 'tools')
 DET_CONFIG = 'configs/detection/mask_rcnn_focalnet_t_1x.py'
 SEG_CONFIG = 'configs/segmentation/upernet_focalnet_t_512x512_160k_ade20k.py'
@@ -119,22 +119,14 @@ def load_mmengine_checkpoint(path):
     return load_weights(path)
 
 
-def demo_data(out, task, size):
-    """4 training and 2 validation images of ``size`` pixels (make_demo_data)."""
-    make_demo_data.main(['--out', str(out), '--task', task, '--num-train', '4',
-                         '--num-val', '2', '--size', str(size)])
-    return str(out)
-
-
 @pytest.fixture(scope='module')
 def coco(tmp_path_factory):
-    return osp.join(demo_data(tmp_path_factory.mktemp('demo'), 'det', 96), 'coco')
+    return write_demo_data(tmp_path_factory.mktemp('demo'), 'det', 4, 2, 96)
 
 
 @pytest.fixture(scope='module')
 def ade20k(tmp_path_factory):
-    root = demo_data(tmp_path_factory.mktemp('demo'), 'seg', 64)
-    return osp.join(root, 'ade', 'ADEChallengeData2016')
+    return write_demo_data(tmp_path_factory.mktemp('demo'), 'seg', 4, 2, 64)
 
 
 @pytest.fixture(scope='module')

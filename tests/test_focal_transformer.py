@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from mmfocal.compat import TORCH_VERSION
 from mmfocal.models.backbones.base import COMPUTE_PATHS, ComputePath
 from mmfocal.models.backbones.focal_transformer import (FocalTransformer, GatheredAttention,
-                                                        key_layout)
+                                                        chunk_plan, key_layout, window_chunks)
 from mmfocal.models.checkpoint import load_pretrained
 
 from _helpers import expected_shapes
@@ -466,15 +466,11 @@ def test_compile_inductor_training_step_equals_eager():
     compiled_step_matches_eager('inductor')
 
 
-@pytest.mark.parametrize('chunk_bytes', [None, 1, 2 * 2 * 4 * 5 * 8 * 2])
-def test_gathered_attention_gradcheck(chunk_bytes, monkeypatch):
+@pytest.mark.parametrize('step', [3, 1, 2])
+def test_gathered_attention_gradcheck(step):
     """The hand-written backward against finite differences (float64): repeated and
-    masked keys, several windows and heads, windows in one chunk, one per chunk or two
-    (the last chunk shorter)."""
-    if chunk_bytes:
-        monkeypatch.setitem(COMPUTE_PATHS, 'cpu', ComputePath(chunk_bytes=chunk_bytes))
-        assert len(GatheredAttention.chunks(torch.zeros(2, 2, 3, 4, 1, dtype=torch.float64),
-                                            torch.zeros(15))) == (3 if chunk_bytes == 1 else 2)
+    masked keys, several windows and heads, windows in one chunk, one per chunk or one
+    and two; key slots masked for every window of a chunk left out."""
     torch.manual_seed(0)
     batch, heads, windows, area, keys, dims, tokens = 2, 2, 3, 4, 5, 3, 7
     # in the layout of the qkv layer's output (B, T, 3, nH, d)
@@ -484,13 +480,46 @@ def test_gathered_attention_gradcheck(chunk_bytes, monkeypatch):
     query_index[:2] = 5  # the same token twice (padding positions all read token 0)
     key_index = torch.randint(tokens, (windows * keys, ))
     key_index[:2] = 3  # the same token twice
-    key_mask = torch.zeros(windows, 1, keys, dtype=torch.float64)
-    key_mask[1, :, -2:] = float('-inf')
+    key_mask = torch.zeros(windows, keys)
+    key_mask[1:, -2:] = float('-inf')
+    key_mask[0, 1] = float('-inf')
+    chunks = chunk_plan(key_index, key_mask, windows, step)
+    assert len(chunks) == -(-windows // step)
+    kept = [None if c.slots is None else c.slots.tolist() for c in chunks]
+    assert kept == {3: [None], 1: [[0, 2, 3, 4], [0, 1, 2], [0, 1, 2]],
+                    2: [[0, 2, 3, 4], [0, 1, 2]]}[step]
     bias = torch.randn(heads, area, keys, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda qkv, bias: GatheredAttention.apply(qkv, query_index, key_index, bias,
-                                                  key_mask, 0.7),
+        lambda qkv, bias: GatheredAttention.apply(qkv, query_index, bias, chunks, 0.7),
         (qkv, bias))
+
+
+def test_chunks_follow_the_rows_of_windows_and_leave_out_missing_keys():
+    """Chunks hold whole rows of the window grid or parts of one row; at a 16x50 map (3x8
+    windows of 7, pooled 3x8 cells, 5x5 pooled keys around each window) a chunk of the
+    first row has no key in the pooled rows above the map, and the chunks' keys are the
+    layout's where the mask lets them through."""
+    layout = key_layout(16, 50, 7, 3, 5, 1, False, torch.device('cpu'))
+    assert layout.row_windows == 8
+    assert window_chunks(24, 8, 3) == [slice(r + a, r + b) for r in (0, 8, 16)
+                                       for a, b in ((0, 2), (2, 5), (5, 8))]
+    assert window_chunks(24, 8, 20) == [slice(0, 16), slice(16, 32)]
+    fine = 49 + 4 * (49 - 16)
+    for step in (1, 3, 8, 24):
+        chunks = chunk_plan(layout.key_index, layout.key_mask, 8, step)
+        keys = layout.key_index.view(24, -1)
+        covered = []
+        for chunk in chunks:
+            slots = torch.arange(keys.shape[1]) if chunk.slots is None else chunk.slots
+            index = chunk.key_index.view(-1, len(slots))
+            exists = layout.key_mask[chunk.windows].eq(0)
+            assert (index == keys[chunk.windows][:, slots]).all()
+            assert exists[:, slots].any(0).all() and not exists[:, ~torch.isin(
+                torch.arange(keys.shape[1]), slots)].any()
+            covered += range(24)[chunk.windows]
+        assert covered == list(range(24))
+        # the first row's chunks: the two pooled rows above the map are left out
+        assert all(len(c.slots) <= fine + 15 for c in chunks if c.windows.stop <= 8)
 
 
 @pytest.mark.parametrize('path', PATHS, ids=str)

@@ -187,14 +187,20 @@ class PatchEmbed(nn.Module):
 MIN_CHUNK_ROWS = 1024
 
 
-def row_chunks(rows: int, row_bytes: int, device: torch.device,
-               minimum: Optional[int] = None) -> List[slice]:
-    """Slices covering ``rows`` rows (tokens, windows) in chunks of about the device's
-    :attr:`ComputePath.chunk_bytes` at ``row_bytes`` per row, of at least ``minimum`` rows
-    (default :data:`MIN_CHUNK_ROWS`; one slice where the path has no chunk size)."""
+def chunk_rows(rows: int, row_bytes: int, device: torch.device,
+               minimum: Optional[int] = None) -> int:
+    """Rows (tokens, windows) per chunk: about the device's :attr:`ComputePath.chunk_bytes`
+    at ``row_bytes`` per row, at least ``minimum`` (default :data:`MIN_CHUNK_ROWS`); all
+    ``rows`` where the path has no chunk size."""
     limit = compute_path(device).chunk_bytes
     minimum = MIN_CHUNK_ROWS if minimum is None else minimum
-    step = rows if limit is None else max(minimum, limit // row_bytes)
+    return rows if limit is None else max(minimum, limit // row_bytes)
+
+
+def row_chunks(rows: int, row_bytes: int, device: torch.device,
+               minimum: Optional[int] = None) -> List[slice]:
+    """Slices covering ``rows`` rows in chunks of :func:`chunk_rows` rows."""
+    step = chunk_rows(rows, row_bytes, device, minimum)
     return [slice(i, i + step) for i in range(0, rows, step)]
 
 

@@ -32,7 +32,7 @@ from ...registry import register_backbone
 from ..checkpoint import PADDLE, Adaptation, CheckpointRules, WeightLayout, resize_bias_table
 from .base import (ResidualBlock, StagedBackbone, as_stage_list, check_bool, check_layer_norm,
                    check_positive_int, check_positive_number, is_int, known_zero, padding,
-                   recomputes, row_chunks)
+                   chunk_rows, recomputes)
 
 POOL_METHODS = ('fc', 'conv', 'mean', 'max')
 
@@ -91,6 +91,7 @@ class KeyLayout(NamedTuple):
     key_mask: torch.Tensor  # (nW, N) 0 for keys that exist, -inf for the others
     token_index: torch.Tensor  # (H * W,) position of each fine token in (nW * w^2,)
     num_windows: Size  # an int, or a 0-dim tensor when the sizes are traced tensors
+    row_windows: Size  # windows per row of the window grid (the same)
     with_neighbours: bool
 
 
@@ -151,12 +152,54 @@ def window_layout(height: Size, width: Size, window: int, expand: int, focal_win
         query_index=index[:, :window**2].flatten().to(device),
         key_index=index.flatten().to(device), key_mask=key_mask.to(device),
         token_index=token_index.flatten().to(device), num_windows=num_windows,
-        with_neighbours=with_neighbours)
+        row_windows=n_w, with_neighbours=with_neighbours)
 
 
 # the layouts of the sizes seen, for eager calls (traced code computes them in its graph:
 # the cache must not keep a tracer's tensors)
 key_layout = functools.lru_cache(maxsize=64)(window_layout)
+
+
+class Chunk(NamedTuple):
+    """n consecutive windows that :class:`GatheredAttention` computes at once, with the key
+    slots that exist for at least one of them (N' of the layout's N)."""
+    windows: slice  # of the nW windows
+    key_index: torch.Tensor  # (n * N',) token of each kept key
+    slots: Optional[torch.Tensor]  # (N',) the kept slots; None: all N
+    key_mask: torch.Tensor  # (n, 1, N') 0 for keys that exist, -inf for the others
+
+
+def window_chunks(num_windows: int, row_windows: int, step: int) -> List[slice]:
+    """Slices of about ``step`` windows that do not cross a row of the window grid (rows
+    of ``row_windows``) unless they hold whole rows: the windows of one row share the rows
+    of pooled cells that exist."""
+    if step >= row_windows:
+        step -= step % row_windows
+        return [slice(i, i + step) for i in range(0, num_windows, step)]
+    parts = -(-row_windows // step)
+    bounds = [row_windows * p // parts for p in range(parts + 1)]
+    return [slice(row + a, row + b) for row in range(0, num_windows, row_windows)
+            for a, b in zip(bounds, bounds[1:])]
+
+
+@functools.lru_cache(maxsize=256)
+def chunk_plan(key_index: torch.Tensor, key_mask: torch.Tensor, row_windows: int,
+               step: int) -> Tuple[Chunk, ...]:
+    """The :class:`Chunk` s of a layout's windows for chunks of about ``step`` windows
+    (:func:`window_chunks`). A key slot masked for every window of a chunk (pooled cells
+    beyond the map's edge, surrounding tokens in the padding) is left out of its keys:
+    its softmax weight would be 0. Cached per layout (its own tensors, by identity) and
+    step; key_index (nW * N,), key_mask (nW, N)."""
+    windows, slots = key_mask.shape
+    keys = key_index.view(windows, slots)
+    plan = []
+    for w in window_chunks(windows, row_windows, step):
+        exists = key_mask[w].eq(0).any(0)
+        kept = None if bool(exists.all()) else exists.nonzero().flatten()
+        index, mask = (keys[w], key_mask[w]) if kept is None else \
+            (keys[w][:, kept], key_mask[w][:, kept])
+        plan.append(Chunk(w, index.flatten(), kept, mask[:, None]))
+    return tuple(plan)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -174,33 +217,24 @@ class GatheredAttention(torch.autograd.Function):
     """softmax(q k^T * scale + bias + key_mask) v, every window's queries, keys and values
     gathered from the projected tokens.
 
-    q = ``qkv[0][:, :, query_index]``, k, v = ``qkv[1:][:, :, :, key_index]``. Saved for
-    backward are the projection qkv (the ``qkv`` layer's output, alive anyway: nothing is
-    copied) and the output: the gathered queries, keys and values, the scores and the
-    probabilities are recomputed there (the probabilities alone would be N / d times the
-    size of the output) by the same operations, and the gradients go back to the tokens
-    with ``index_add_`` (the gradient of advanced indexing, ``index_put_`` with
-    accumulation, is several times slower on CPU) into one tensor for all three, so that
-    autograd zero-fills none for the selections of q, k and v. The
-    additive mask is never materialised per window: the position bias is shared by all
-    windows and the key mask by all query positions. Windows are processed in chunks whose
-    scores take about the device's :attr:`~.base.ComputePath.chunk_bytes` (on the CPU), so
-    that the gathered keys, scores and probabilities stay in cache instead of being
-    allocated for the whole map; without a chunk size (other devices) all windows at once
-    (one kernel each).
+    q = ``qkv[0][:, :, query_index]``; each :class:`Chunk` of windows takes its keys and
+    values ``qkv[1:][:, :, :, chunk.key_index]`` and its mask. Saved for backward are the
+    projection qkv (the ``qkv`` layer's output, alive anyway: nothing is copied) and the
+    output: the gathered queries, keys and values, the scores and the probabilities are
+    recomputed there (the probabilities alone would be N / d times the size of the output)
+    by the same operations, and the gradients go back to the tokens with ``index_add_``
+    (the gradient of advanced indexing, ``index_put_`` with accumulation, is several times
+    slower on CPU) into one tensor for all three, so that autograd zero-fills none for the
+    selections of q, k and v. The additive mask is never materialised per window: the
+    position bias is shared by all windows and the key mask by all query positions. On the
+    CPU the chunks' scores take about :attr:`~.base.ComputePath.chunk_bytes`, so that the
+    gathered keys, scores and probabilities stay in cache instead of being allocated for
+    the whole map; without a chunk size (other devices) all windows at once (one kernel
+    each).
 
     qkv: (3, B, nH, T, d) queries, keys and values of the T tokens, any strides;
-    query_index: (nW * A,); key_index: (nW * N,); bias: (nH, A, N); key_mask: (nW, 1, N)
-    0 or -inf -> (B, nH, nW, A, d).
+    query_index: (nW * A,); bias: (nH, A, N); chunks: :func:`chunk_plan` -> (B, nH, nW, A, d).
     """
-
-    @staticmethod
-    def chunks(q: torch.Tensor, key_index: torch.Tensor):
-        """(window slice, its key indices) covering the nW windows of q (B, nH, nW, A, d)."""
-        batch, heads, windows, area = q.shape[:4]
-        keys = key_index.view(windows, -1)
-        size = batch * heads * area * keys.shape[1] * q.element_size()
-        return [(w, keys[w].flatten()) for w in row_chunks(windows, size, q.device, minimum=1)]
 
     @staticmethod
     def gather(table: torch.Tensor, key_index: torch.Tensor, num_windows: int):
@@ -215,51 +249,74 @@ class GatheredAttention(torch.autograd.Function):
         return s.add_(bias[:, None]).add_(key_mask).softmax(-1)
 
     @staticmethod
-    def attend(q, table, key_index, bias, key_mask, scale: float):
+    def chunk_bias(bias: torch.Tensor, chunk: Chunk) -> torch.Tensor:
+        return bias if chunk.slots is None else bias.index_select(2, chunk.slots)
+
+    @staticmethod
+    def attend(q, table, bias, chunks: Sequence[Chunk], scale: float):
         """The attention of every window (the forward pass), chunk by chunk; q
         (B, nH, nW, A, d), table (2, B, nH, T, d) keys and values. Without gradients this
         is the whole inference path: no tensor of every window's keys or scores exists at
         once."""
         out = torch.empty_like(q)
-        for w, index in GatheredAttention.chunks(q, key_index):
-            k, v = GatheredAttention.gather(table, index, q[:, :, w].shape[2])
-            attn = GatheredAttention.probabilities(q[:, :, w], k, bias, key_mask[w], scale)
+        for chunk in chunks:
+            w = chunk.windows
+            k, v = GatheredAttention.gather(table, chunk.key_index, q[:, :, w].shape[2])
+            attn = GatheredAttention.probabilities(
+                q[:, :, w], k, GatheredAttention.chunk_bias(bias, chunk), chunk.key_mask,
+                scale)
             out[:, :, w] = torch.matmul(attn, v)
         return out
 
     @staticmethod
-    def forward(ctx, qkv, query_index, key_index, bias, key_mask, scale: float):
+    def forward(ctx, qkv, query_index, bias, chunks: Sequence[Chunk], scale: float):
         q = window_queries(qkv, query_index, bias.shape[1])
-        out = GatheredAttention.attend(q, qkv[1:], key_index, bias, key_mask, scale)
-        ctx.save_for_backward(qkv, query_index, key_index, bias, key_mask, out)
-        ctx.scale = scale
+        out = GatheredAttention.attend(q, qkv[1:], bias, chunks, scale)
+        ctx.save_for_backward(qkv, query_index, bias, out)
+        ctx.chunks, ctx.scale = chunks, scale
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        qkv, query_index, key_index, bias, key_mask, out = ctx.saved_tensors
+        qkv, query_index, bias, out = ctx.saved_tensors
         q = window_queries(qkv, query_index, bias.shape[1])
         grad_qkv = qkv.new_zeros(qkv.shape)  # contiguous: index_add_ is fastest there
         grad_q = torch.empty_like(q)
-        grad_bias = torch.zeros_like(bias) if ctx.needs_input_grad[3] else None
+        grad_bias = torch.zeros_like(bias) if ctx.needs_input_grad[2] else None
         grad_rows = (grad_out * out).sum(-1, keepdim=True)  # softmax's sum over keys
-        for w, index in GatheredAttention.chunks(q, key_index):
+        for chunk in ctx.chunks:
+            w, index = chunk.windows, chunk.key_index
             qw, grad_w = q[:, :, w], grad_out[:, :, w]
             k, v = GatheredAttention.gather(qkv[1:], index, qw.shape[2])
-            attn = GatheredAttention.probabilities(qw, k, bias, key_mask[w], ctx.scale)
+            attn = GatheredAttention.probabilities(
+                qw, k, GatheredAttention.chunk_bias(bias, chunk), chunk.key_mask, ctx.scale)
             grad_v = torch.matmul(attn.transpose(-2, -1), grad_w)
             grad_s = torch.matmul(grad_w, v.transpose(-2, -1))  # d loss / d attn
             grad_s.sub_(grad_rows[:, :, w]).mul_(attn)  # through softmax
             del attn
             if grad_bias is not None:  # over images, then windows: contiguous reductions
-                grad_bias += grad_s.sum(0).sum(1)
+                part = grad_s.sum(0).sum(1)
+                if chunk.slots is None:
+                    grad_bias += part
+                else:
+                    grad_bias.index_add_(2, chunk.slots, part)
             grad_s.mul_(ctx.scale)
             grad_q[:, :, w] = torch.matmul(grad_s, k)
             grad_k = torch.matmul(grad_s.transpose(-2, -1), qw)
             grad_qkv[1].index_add_(2, index, grad_k.flatten(2, 3))
             grad_qkv[2].index_add_(2, index, grad_v.flatten(2, 3))
         grad_qkv[0].index_add_(2, query_index, grad_q.flatten(2, 3))
-        return grad_qkv, None, None, grad_bias, None, None
+        return grad_qkv, None, grad_bias, None, None
+
+
+def attention_chunks(layout: KeyLayout, qkv: torch.Tensor) -> Tuple[Chunk, ...]:
+    """The :func:`chunk_plan` of ``layout`` for qkv (3, B, nH, T, d): chunks whose scores
+    take about the device's :attr:`~.base.ComputePath.chunk_bytes`."""
+    windows, slots = layout.key_mask.shape
+    area = layout.query_index.numel() // windows
+    score_bytes = qkv.shape[1] * qkv.shape[2] * area * slots * qkv.element_size()
+    return chunk_plan(layout.key_index, layout.key_mask, layout.row_windows,
+                      chunk_rows(windows, score_bytes, qkv.device, minimum=1))
 
 
 class FocalAttention(nn.Module):
@@ -330,16 +387,17 @@ class FocalAttention(nn.Module):
         scores = torch.matmul(q * self.scale, k.transpose(-2, -1)) + bias[:, None] + key_mask
         return torch.matmul(scores.softmax(-1), v)
 
-    def plain_attention(self, qkv, layout: KeyLayout, bias, key_mask, attn_drop: float):
+    def plain_attention(self, qkv, layout: KeyLayout, bias, attn_drop: float):
         """The attention without :class:`GatheredAttention`'s backward: in plain ops for a
         tracer, chunk by chunk without gradients (inference), else one fused
         ``F.scaled_dot_product_attention`` with the (nH, nW, w^2, N) mask (dropout).
         qkv: (3, B, nH, T, d) -> (B, nH, nW, w^2, d)."""
         q = window_queries(qkv, layout.query_index, bias.shape[1])
+        key_mask = layout.key_mask.to(qkv.dtype)[:, None]  # (nW, 1, N)
         if is_tracing():
             return self.traced_attention(q, qkv[1:], layout, bias, key_mask)
         if not torch.is_grad_enabled():
-            return GatheredAttention.attend(q, qkv[1:], layout.key_index, bias, key_mask,
+            return GatheredAttention.attend(q, qkv[1:], bias, attention_chunks(layout, qkv),
                                             self.scale)
         batch, heads, _, area, head_dims = q.shape
         windows = heads * layout.num_windows  # (head, window) pairs
@@ -359,13 +417,12 @@ class FocalAttention(nn.Module):
         qkv = self.qkv(tokens).view(batch, tokens.shape[1], 3, heads, dims // heads)
         qkv = qkv.permute(2, 0, 3, 1, 4)  # (3, B, nH, T, C / nH)
         bias = self.position_bias(layout.with_neighbours).to(qkv.dtype)  # (nH, w^2, N)
-        key_mask = layout.key_mask.to(qkv.dtype)[:, None]  # (nW, 1, N)
         attn_drop = self.attn_drop if self.training else 0.
         if recomputes(x, dropout=attn_drop):
-            out = GatheredAttention.apply(qkv, layout.query_index, layout.key_index, bias,
-                                          key_mask, self.scale)
+            out = GatheredAttention.apply(qkv, layout.query_index, bias,
+                                          attention_chunks(layout, qkv), self.scale)
         else:
-            out = self.plain_attention(qkv, layout, bias, key_mask, attn_drop)
+            out = self.plain_attention(qkv, layout, bias, attn_drop)
         # reshape: CUDA's attention kernels may return other strides than (B, nH, L, d)
         out = out.reshape(batch, heads, -1, dims // heads).transpose(1, 2)
         out = out.index_select(1, layout.token_index)

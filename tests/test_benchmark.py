@@ -118,19 +118,25 @@ def test_worker_measures_every_precision_in_one_process(monkeypatch):
 
 @pytest.mark.slow
 def test_onnxruntime_rows_beside_eager():
-    """--runtimes torch onnxruntime: a row per model and runtime, the speed ratio and the
-    outputs' difference from eager mode."""
+    """--runtimes torch onnxruntime: a row per model and runtime, each compared with Swin-T
+    run by the same runtime, the speed ratio to eager mode and the outputs' difference."""
     pytest.importorskip('onnxruntime', reason='onnxruntime is not installed: the deploy '
                         'extra is only on the latest stack')
     done = run_benchmark('--mode', 'infer', '--sizes', '64x96', '--models', 'FocalNet-T',
-                         'FocalTransformer-T', '--runtimes', 'torch', 'onnxruntime')
+                         'FocalTransformer-T', 'Swin-T', '--runtimes', 'torch', 'onnxruntime')
     assert done.returncode == 0, done.stderr[-3000:]
-    rows = re.findall(r'^  (\S.*?)\s+[\d.]+\s+[\d.]+\s+(-|\d+)$', done.stdout, re.M)
-    assert [(name, peak == '-') for name, peak in rows] == [
-        ('FocalNet-T', False), ('FocalTransformer-T', False),
-        ('FocalNet-T onnxruntime', True), ('FocalTransformer-T onnxruntime', True)], \
+    rows = re.findall(r'^  (\S.*?)\s+([\d.]+)\s+[\d.]+\s+(-|\d+)\s+([\d.]+)x\s+(-|[\d.]+x)$',
+                      done.stdout, re.M)
+    names = ['FocalNet-T', 'FocalTransformer-T', 'Swin-T']
+    assert [(name, peak == '-') for name, _, peak, _, _ in rows] == \
+        [(name, False) for name in names] + [(f'{name} onnxruntime', True) for name in names], \
         done.stdout
-    for name in ('FocalNet-T', 'FocalTransformer-T'):
+    ms = {name: float(step) for name, step, _, _, _ in rows}
+    for name, _, _, speed, _ in rows:
+        runtime = ' onnxruntime' if name.endswith('onnxruntime') else ''
+        assert float(speed) == pytest.approx(ms[f'Swin-T{runtime}'] / ms[name], abs=0.006), \
+            done.stdout
+    for name in names:
         line = re.search(rf'^  {name} onnxruntime vs {name}: [\d.]+x the speed, max \|output '
                          r'difference\| (\S+)$', done.stdout, re.M)
         assert line and float(line.group(1)) < 1e-4, done.stdout

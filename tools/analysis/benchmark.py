@@ -480,15 +480,26 @@ def span(ratios: list) -> str:
     return f'{min(ratios):.2f}x to {max(ratios):.2f}x' if ratios else '-'
 
 
+def baseline_label(rows: dict, label: str) -> str:
+    """The label of the Swin-T row that ``label`` is compared with: Swin-T run by the
+    same runtime where the table has it, else eager Swin-T."""
+    same = next((k for k, v in rows.items()
+                 if v == Row(BASELINE, None, rows[label].runtime)), None)
+    return same or BASELINE
+
+
 def report(rounds: dict, batch, rows):
     """One table: ``rounds`` {row label: [{seconds, peak} per round, None where it failed]},
     ``rows`` {row label: :class:`Row`}; then the spread of the ratios to Swin-T over rounds
-    and, for rows with a ref, the A/B against it. ONNX Runtime rows have no peak memory:
-    the session allocates before any step, and holds its own copy of the weights."""
+    and, for rows with a ref, the A/B against it. Each row is compared with Swin-T run by
+    the same runtime (eager Swin-T where that is not measured). ONNX Runtime rows have no
+    peak memory: the session allocates before any step, and holds its own copy of the
+    weights."""
     results = {label: median_result(rs) for label, rs in rounds.items()}
-    base = results.get(BASELINE)
+    bases = {label: baseline_label(rows, label) for label in rows}
     print(f'  {"model":32s} {"step ms":>9s} {"img/s":>8s} {"peak MiB":>9s}'
-          + (f' {"speed vs Swin-T":>16s} {"memory vs Swin-T":>17s}' if base else ''))
+          + (f' {"speed vs Swin-T":>16s} {"memory vs Swin-T":>17s}'
+             if results.get(BASELINE) else ''))
     for name, r in results.items():
         if r is None:
             print(f'  {name:32s} failed')
@@ -496,10 +507,10 @@ def report(rounds: dict, batch, rows):
         peak = '-' if r['peak'] is None else f'{r["peak"] / 2**20:.0f}'
         line = (f'  {name:32s} {r["seconds"] * 1e3:9.1f} {batch / r["seconds"]:8.2f} '
                 f'{peak:>9s}')
+        base = results.get(bases[name])
         if base:
             memory = '-' if r['peak'] is None else f'{r["peak"] / max(base["peak"], 1):.2f}x'
             line += f' {base["seconds"] / r["seconds"]:15.2f}x {memory:>17s}'
-
         print(line)
     for label, r in results.items():
         eager = rows[label]._replace(runtime='torch')
@@ -515,11 +526,11 @@ def report(rounds: dict, batch, rows):
                 print(f'  {label} vs {ref}: {results[ref]["seconds"] / r["seconds"]:.2f}x '
                       f'the speed, {r["peak"] / max(results[ref]["peak"], 1):.2f}x '
                       'the peak memory')
-    if base and len(rounds[BASELINE]) > 1:
-        print('  speed vs Swin-T by round:')
+    if results.get(BASELINE) and len(rounds[BASELINE]) > 1:
+        print('  speed vs Swin-T (same runtime) by round:')
         for label, rs in rounds.items():
-            if label != BASELINE and results[label]:
-                ratios = round_ratios(rs, rounds[BASELINE])
+            if rows[label].model != BASELINE and results[label]:
+                ratios = round_ratios(rs, rounds[bases[label]])
                 print(f'    {label:32s} {" ".join(f"{x:.2f}x" for x in ratios)} '
                       f'(spread {span(ratios)})')
     for label, row in rows.items():

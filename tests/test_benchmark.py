@@ -109,7 +109,7 @@ def test_worker_measures_every_precision_in_one_process(monkeypatch):
     args = argparse.Namespace(worker='FocalTransformer-T', paths=['autograd/nchw'],
                               sizes=['32'], batch=1, steps=1, warmup=1, mode='train',
                               device='cpu', precisions=['fp32', 'bf16'], runtimes=['torch'],
-                              source=None)
+                              source=None, system=None)
     results = benchmark.worker(args)
     assert len(results) == 2 and all(r['seconds'] > 0 for r in results)
     assert benchmark.base.COMPUTE_PATHS['cpu'] == benchmark.base.ComputePath(
@@ -209,3 +209,37 @@ def test_sizes_with_their_batches_give_exponents_and_a_plot(tmp_path):
     assert float(growth.group(2)) == pytest.approx(
         float(growth.group(1)) - float(swin.group(1)), abs=0.011)
     assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+@pytest.mark.slow
+def test_a_system_and_its_graph_against_swin_ts():
+    """--system upernet: the UperNet of FocalNet-T and of Swin-T (mmseg's config), eager
+    and as mmdeploy's graph in ONNX Runtime, each compared with Swin-T's in the same
+    runtime; the test pipeline resizes the 64x64 images to 512x512."""
+    pytest.importorskip('onnxruntime', reason='onnxruntime is not installed: the deploy '
+                        'extra is only on the latest stack')
+    done = run_benchmark('--mode', 'infer', '--system', 'upernet', '--sizes', '64',
+                         '--models', 'FocalNet-T', 'Swin-T', '--runtimes', 'torch',
+                         'onnxruntime')
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert 'system: upernet (images resized by the test pipeline), configs/segmentation/' \
+        'upernet_focalnet_t_512x512_160k_ade20k.py, mmseg::swin/' in done.stdout
+    rows = re.findall(r'^  (\S.*?)\s+([\d.]+)\s+[\d.]+\s+(-|\d+)\s+([\d.]+)x\s+(-|[\d.]+x)$',
+                      done.stdout, re.M)
+    names = ['FocalNet-T', 'Swin-T', 'FocalNet-T onnxruntime', 'Swin-T onnxruntime']
+    assert [(name, peak == '-') for name, _, peak, _, _ in rows] == \
+        [(name, 'onnxruntime' in name) for name in names], done.stdout
+    ms = {name: float(step) for name, step, _, _, _ in rows}
+    assert float(rows[2][3]) == pytest.approx(ms['Swin-T onnxruntime'] / ms[names[2]],
+                                              abs=0.006), done.stdout
+    assert re.search(r'^  FocalNet-T onnxruntime vs FocalNet-T: [\d.]+x the speed$',
+                     done.stdout, re.M), done.stdout
+
+
+@pytest.mark.parametrize('argv', [['--mode', 'train'], ['--models', 'FocalNet-T channels-first'],
+                                  ['--paths', 'autograd/nchw']])
+def test_systems_only_for_cpu_inference_of_the_systems_models(argv):
+    done = run_benchmark('--mode', 'infer', '--system', 'mask_rcnn', *argv)
+    assert done.returncode == 2
+    assert '--system mask_rcnn: inference (--mode infer) on the CPU in float32, of ' \
+        'FocalNet-T, FocalTransformer-T, Swin-T, on their default paths' in done.stderr

@@ -38,6 +38,18 @@ threads as torch; the outputs' largest difference from eager mode is printed.
     python tools/analysis/benchmark.py --device cuda --precisions fp32 bf16 fp16 \
         --paths recompute/nchw recompute/nhwc autograd/nchw autograd/nhwc
     python tools/analysis/benchmark.py --against main --models FocalNet-T Swin-T
+    python tools/analysis/benchmark.py --mode infer --system upernet --sizes 512 \
+        --batch 1 --runtimes torch onnxruntime
+
+``--system mask_rcnn`` or ``--system upernet`` (inference on the CPU, float32) measures,
+instead of the backbones, the paper's Mask R-CNN 1x or UperNet config of each of FocalNet-T,
+FocalTransformer-T and Swin-T (mmdet's and mmseg's own configs) with random weights, on
+random images of the given sizes, which the config's test pipeline resizes as for any
+image: eager rows run the model's ``test_step`` (what ``tools/test.py`` and the inferencers
+run), ONNX Runtime rows (``--runtimes``) the graph that mmdeploy exports with the repository's
+dynamic deploy config (exported once per run). Mask R-CNN keeps 100 detections per image
+(score threshold 0) so that its heads do the same work for every backbone; the graph
+returns the masks at 28x28, the eager model pastes them into the image.
 
 ``--against GIT_REF`` adds, for each of mmfocal's models (FocalNet-T, FocalTransformer-T),
 a row of the same model as the git ref computes it (``NAME @REF``): the ref's ``mmfocal``
@@ -55,6 +67,7 @@ import json
 import math
 import os
 import os.path as osp
+import re
 import statistics
 import subprocess
 import sys
@@ -82,6 +95,18 @@ RUNTIMES = ('torch', 'onnxruntime')
 ONNX_OPSET = 17
 # the models that --against measures as a git ref computes them
 OWN_MODELS = ('FocalNet-T', 'FocalTransformer-T')
+# --system: (deploy config, {model: its model config})
+SYSTEMS = {
+    'mask_rcnn': ('configs/deploy/instance-seg_onnxruntime_dynamic.py', {
+        'FocalNet-T': 'configs/detection/mask_rcnn_focalnet_t_1x.py',
+        'FocalTransformer-T': 'configs/detection/mask_rcnn_focal_transformer_t_1x.py',
+        'Swin-T': 'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py'}),
+    'upernet': ('configs/deploy/segmentation_onnxruntime_dynamic.py', {
+        'FocalNet-T': 'configs/segmentation/upernet_focalnet_t_512x512_160k_ade20k.py',
+        'FocalTransformer-T':
+        'configs/segmentation/upernet_focal_transformer_t_512x512_160k_ade20k.py',
+        'Swin-T': 'mmseg::swin/swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_'
+                  'ade20k-512x512.py'})}
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -297,6 +322,60 @@ def onnxruntime_step(model, x, directory: str):
     return lambda: session.run(None, feed), expected
 
 
+def system_config(system: str, name: str, path: str) -> str:
+    """Write to ``path`` the model config of ``name``'s ``system`` (:data:`SYSTEMS`),
+    without pretrained weights, Mask R-CNN keeping every detection up to its 100."""
+    base_cfg = SYSTEMS[system][1][name]
+    if '::' not in base_cfg:
+        base_cfg = osp.join(ROOT, base_cfg)
+    overrides = dict(backbone=dict(init_cfg=None))
+    if system == 'mask_rcnn':
+        overrides['test_cfg'] = dict(rcnn=dict(score_thr=0.))
+    with open(path, 'w') as f:
+        f.write(f'_base_ = [{base_cfg!r}]\nmodel = {overrides!r}\n')
+    return path
+
+
+def system_step(system: str, name: str, size, batch: int, runtime: str, cache: str):
+    """A step of ``name``'s ``system`` on ``batch`` random images of ``size``: the model's
+    ``test_step`` (torch) or mmdeploy's graph of it in ONNX Runtime. The random weights
+    and the graph are written to ``cache`` by the run's first worker of the row."""
+    import numpy as np
+    from mmdeploy.apis import build_task_processor, torch2onnx
+
+    from mmfocal.deploy.export import load_configs
+    from mmfocal.deploy.mmdeploy_compat import mmdeploy_on_current_torch
+    tag = re.sub(r'\W+', '_', f'{system} {name} {size[0]}x{size[1]} {batch} '
+                 f'{osp.dirname(mmfocal.__file__)}')
+    config = system_config(system, name, osp.join(cache, f'{tag}.py'))
+    deploy_cfg, model_cfg = load_configs(osp.join(ROOT, SYSTEMS[system][0]), config)
+    task = build_task_processor(model_cfg, deploy_cfg, 'cpu')
+    checkpoint = osp.join(cache, f'{tag}.pth')
+    if not osp.exists(checkpoint):
+        torch.manual_seed(0)
+        torch.save({'state_dict': task.build_pytorch_model(None).state_dict()}, checkpoint)
+    model = task.build_pytorch_model(checkpoint)
+    images = [np.random.RandomState(i).randint(0, 256, (*size, 3), dtype=np.uint8)
+              for i in range(batch)]
+    data, inputs = task.create_input(images, data_preprocessor=model.data_preprocessor)
+    if runtime == 'torch':
+        def step():
+            with torch.no_grad():
+                model.test_step(data)
+        return step
+    import onnxruntime as ort
+    onnx_file = osp.join(cache, f'{tag}.onnx')
+    if not osp.exists(onnx_file):
+        with mmdeploy_on_current_torch():
+            torch2onnx(images[0], cache, osp.basename(onnx_file), deploy_cfg, model_cfg,
+                       checkpoint, 'cpu')
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+    feed = {deploy_cfg.onnx_config.input_names[0]: inputs.numpy()}
+    return lambda: session.run(None, feed)
+
+
 def measure(model, x, steps, warmup, mode, device, dtype):
     """Median step time (s) and peak step memory (bytes) of ``model`` on x, under autocast
     to ``dtype`` unless it is None."""
@@ -366,18 +445,19 @@ def growth_exponent(points: list) -> float:
         sum((x - mx) ** 2 for x in xs)
 
 
-def report_growth(series: dict) -> None:
+def report_growth(series: dict, rows: dict) -> None:
     """Per row, the growth exponent of its step time per image in the pixels, and its
-    difference from Swin-T's; ``series`` {row label: [(pixels, batch, result)]}."""
+    difference from Swin-T's in the same runtime (:func:`baseline_label`); ``series``
+    {row label: [(pixels, batch, result)]}, ``rows`` {row label: :class:`Row`}."""
     exponents = {label: growth_exponent([(p, r['seconds'] / b) for p, b, r in points])
                  for label, points in series.items() if len(points) > 1}
     if not exponents:
         return
     print('growth of the step time per image with the pixels (least-squares exponent):')
-    base = exponents.get(BASELINE)
     for label, exponent in exponents.items():
+        base = exponents.get(baseline_label(rows, label))
         versus = f' ({exponent - base:+.2f} vs Swin-T)' if base is not None and \
-            label != BASELINE else ''
+            rows[label].model != BASELINE else ''
         print(f'  {label:32s} {exponent:.2f}{versus}')
 
 
@@ -409,7 +489,7 @@ def plot_growth(series: dict, path: str) -> None:
 def run_worker(args, row: Row, text, precisions, source: Optional[str] = None):
     """[{seconds, peak}] of ``row`` for each of ``precisions``, measured in a fresh process
     that imports mmfocal from ``source`` (a directory holding the ref's package) when the
-    row has a ref."""
+    row has a ref; systems keep their weights and graphs in ``args.cache``."""
     name, path, runtime = row.model, row.path, row.runtime
     cmd = [sys.executable, __file__, '--worker', name, '--sizes', text, '--batch',
            str(size_batch(text, args.batch)), '--mode', args.mode, '--steps',
@@ -417,6 +497,7 @@ def run_worker(args, row: Row, text, precisions, source: Optional[str] = None):
            str(torch.get_num_threads()), '--precisions', *precisions, '--runtimes', runtime]
     cmd += ['--paths', path] if path else []
     cmd += ['--cudnn-benchmark'] if args.cudnn_benchmark else []
+    cmd += ['--system', args.system, '--cache', args.cache] if args.system else []
     env = dict(os.environ)
     if row.ref:
         cmd += ['--source', source]
@@ -435,6 +516,11 @@ def worker(args) -> list:
     if args.paths:
         set_path(args.device, args.paths[0])
     size = parse_size(args.sizes[0])
+    if args.system:
+        step = system_step(args.system, args.worker, size, args.batch, args.runtimes[0],
+                           args.cache)
+        return [dict(timed(step, args.steps, args.warmup, args.device),
+                     **({'peak': None} if args.runtimes == ['onnxruntime'] else {}))]
     model = build(args.worker, size).to(args.device)
     x = torch.randn(args.batch, 3, *size, device=args.device)
     if args.runtimes == ['onnxruntime']:
@@ -453,10 +539,11 @@ def median_result(rounds: list) -> Optional[dict]:
     done = [r for r in rounds if r is not None]
     if not done:
         return None
+    gaps = [r['max_abs'] for r in done if r.get('max_abs') is not None]
     return dict(seconds=statistics.median(r['seconds'] for r in done),
                 peak=None if done[0]['peak'] is None else
                 statistics.median(r['peak'] for r in done),
-                max_abs=max(r.get('max_abs', 0.) for r in done))
+                max_abs=max(gaps) if gaps else None)
 
 
 def round_ratios(rounds: list, base_rounds: list) -> list:
@@ -516,9 +603,10 @@ def report(rounds: dict, batch, rows):
         eager = rows[label]._replace(runtime='torch')
         eager_label = next((k for k, v in rows.items() if v == eager), None)
         if rows[label].runtime == 'onnxruntime' and r and results.get(eager_label):
+            gap = '' if r['max_abs'] is None else \
+                f', max |output difference| {r["max_abs"]:.1e}'
             print(f'  {label} vs {eager_label}: '
-                  f'{results[eager_label]["seconds"] / r["seconds"]:.2f}x '
-                  f'the speed, max |output difference| {r["max_abs"]:.1e}')
+                  f'{results[eager_label]["seconds"] / r["seconds"]:.2f}x the speed{gap}')
     for ref, model in REFERENCES.items():
         for label, r in results.items():
             if rows[label].model == model and rows[label].runtime == 'torch' and \
@@ -593,7 +681,10 @@ def parse_args():
                         help='compute paths of mmfocal\'s models (default: the device\'s)')
     parser.add_argument('--cudnn-benchmark', action='store_true',
                         help='torch.backends.cudnn.benchmark = True')
-    parser.add_argument('--models', nargs='+', choices=MODELS, default=list(MODELS))
+    parser.add_argument('--models', nargs='+', choices=MODELS,
+                        help='default: all (with --system: those it has)')
+    parser.add_argument('--system', choices=SYSTEMS,
+                        help='measure this detector / segmentor of each model instead')
     parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=['torch'],
                         help='eager PyTorch and/or ONNX Runtime (inference, CPU, fp32)')
     parser.add_argument('--rounds', type=int, default=3)
@@ -604,6 +695,7 @@ def parse_args():
                         help='also measure mmfocal\'s models as this git ref computes them')
     parser.add_argument('--worker', choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument('--source', help=argparse.SUPPRESS)
+    parser.add_argument('--cache', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device is available')
@@ -615,6 +707,14 @@ def parse_args():
     if 'onnxruntime' in args.runtimes and (args.mode, args.device, args.precisions) != (
             'infer', 'cpu', ['fp32']):
         parser.error('--runtimes onnxruntime: inference (--mode infer) on the CPU in float32')
+    if args.system:
+        models = list(SYSTEMS[args.system][1])
+        if (args.mode, args.device, args.precisions) != ('infer', 'cpu', ['fp32']) or \
+                args.paths or not set(args.models or models) <= set(models):
+            parser.error(f'--system {args.system}: inference (--mode infer) on the CPU in '
+                         f'float32, of {", ".join(models)}, on their default paths')
+        args.models = args.models or models
+    args.models = args.models or list(MODELS)
     if args.warmup < 1 or args.steps < 1 or args.rounds < 1:
         parser.error('--warmup, --steps and --rounds must be at least 1')
     return args
@@ -637,7 +737,11 @@ def main():
                          args.against)
     failed = False
     series = {}  # precision -> {row label: [(pixels, batch, result)]}
-    with checkout(args.against) as source:
+    with checkout(args.against) as source, tempfile.TemporaryDirectory(
+            prefix='mmfocal-systems-') as args.cache:
+        if args.system:
+            print(f'system: {args.system} (images resized by the test pipeline), '
+                  f'{", ".join(SYSTEMS[args.system][1][name] for name in args.models)}')
         if args.against:
             print(f'against {args.against} ({git_commit(args.against)}), extracted to '
                   f'{source}')
@@ -660,7 +764,7 @@ def main():
     for precision, rows_series in series.items():
         if len(args.sizes) > 1:
             print(f'{precision}: ', end='')
-            report_growth(rows_series)
+            report_growth(rows_series, rows)
     if args.plot and series:
         plot_growth(next(iter(series.values())), args.plot)
     sys.exit(1 if failed else 0)

@@ -198,7 +198,8 @@ def chunk_plan(key_index: torch.Tensor, key_mask: torch.Tensor, row_windows: int
         kept = None if bool(exists.all()) else exists.nonzero().flatten()
         index, mask = (keys[w], key_mask[w]) if kept is None else \
             (keys[w][:, kept], key_mask[w][:, kept])
-        plan.append(Chunk(w, index.flatten(), kept, mask[:, None]))
+        plan.append(Chunk(windows=w, key_index=index.flatten(), slots=kept,
+                          key_mask=mask[:, None]))
     return tuple(plan)
 
 

@@ -305,7 +305,6 @@ def checkout(ref: Optional[str]):
 def onnxruntime_step(model, x, directory: str):
     """(a step running ``model`` exported to ONNX in ONNX Runtime on x and returning the
     outputs, the outputs of eager mode)."""
-    import onnxruntime as ort
     path = osp.join(directory, 'model.onnx')
     # the TorchScript exporter, which mmdeploy uses (torch >= 2.9 defaults to dynamo)
     legacy = {'dynamo': False} if 'dynamo' in inspect.signature(
@@ -315,11 +314,18 @@ def onnxruntime_step(model, x, directory: str):
         expected = model(x)
         torch.onnx.export(model, (x, ), path, input_names=['input'],
                           opset_version=ONNX_OPSET, **legacy)
+    feed = {'input': x.numpy()}
+    return onnxruntime_run(path, feed), expected
+
+
+def onnxruntime_run(path: str, feed: dict):
+    """A step running the graph at ``path`` on ``feed`` in ONNX Runtime on the CPU, with as
+    many threads as torch."""
+    import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-    feed = {'input': x.numpy()}
-    return lambda: session.run(None, feed), expected
+    return lambda: session.run(None, feed)
 
 
 def system_config(system: str, name: str, path: str) -> str:
@@ -363,17 +369,12 @@ def system_step(system: str, name: str, size, batch: int, runtime: str, cache: s
             with torch.no_grad():
                 model.test_step(data)
         return step
-    import onnxruntime as ort
     onnx_file = osp.join(cache, f'{tag}.onnx')
     if not osp.exists(onnx_file):
         with mmdeploy_on_current_torch():
             torch2onnx(images[0], cache, osp.basename(onnx_file), deploy_cfg, model_cfg,
                        checkpoint, 'cpu')
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
-    feed = {deploy_cfg.onnx_config.input_names[0]: inputs.numpy()}
-    return lambda: session.run(None, feed)
+    return onnxruntime_run(onnx_file, {deploy_cfg.onnx_config.input_names[0]: inputs.numpy()})
 
 
 def measure(model, x, steps, warmup, mode, device, dtype):

@@ -219,8 +219,9 @@ def test_sizes_with_their_batches_give_exponents_and_a_plot(tmp_path):
     growth = re.search(r'FocalNet-T\s+(-?[\d.]+) \(([+-][\d.]+) vs Swin-T\)', out)
     swin = re.search(r'^  Swin-T\s+(-?[\d.]+)$', out, re.M)
     assert growth and swin, out
+    # the three numbers are each rounded to 0.01
     assert float(growth.group(2)) == pytest.approx(
-        float(growth.group(1)) - float(swin.group(1)), abs=0.011)
+        float(growth.group(1)) - float(swin.group(1)), abs=0.015 + 1e-9)
     assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 

@@ -30,7 +30,8 @@ from mmfocal.deploy.compare import compare_outputs  # noqa: E402
 from mmfocal.deploy.mmdeploy_compat import mmdeploy_on_current_torch  # noqa: E402
 from mmfocal.deploy.export import load_configs  # noqa: E402
 from mmfocal.deploy.pooling import adaptive_avg_pool2d  # noqa: E402
-from mmfocal.deploy.roi_heads import background_where_empty  # noqa: E402
+from mmfocal.deploy.roi_heads import (background_where_empty,  # noqa: E402
+                                      mean_probability_logits)
 from mmfocal.models.backbones import FocalNet, FocalTransformer  # noqa: E402
 
 from _helpers import ROOT  # noqa: E402
@@ -332,6 +333,70 @@ def test_rpn_keeps_proposals_of_any_objectness(tmp_path):
     assert model.model.test_cfg.rcnn.score_thr == 0.05
     _, model = load_configs(deploy, config, {'model.test_cfg.rpn.score_thr': 0.3})
     assert model.model.test_cfg.rpn.score_thr == 0.3
+
+
+def test_cascade_masks_average_the_stages_probabilities():
+    """The logits the graph's mask head gets are those of the stages' mean probability, also
+    where a stage's sigmoid is 0 or 1 in float32."""
+    stages = [torch.randn(4, 3, 7, 7) * 4 for _ in range(3)]
+    stages[0][0] = 40.
+    stages[1][1] = -40.
+    for stage in stages:
+        stage[2] = -120.
+    mean = sum(stage.sigmoid() for stage in stages) / 3
+    logits = mean_probability_logits(stages)
+    torch.testing.assert_close(logits.sigmoid(), mean, rtol=1e-6, atol=1e-7)
+    assert not logits.isnan().any() and (logits[2] == -float('inf')).all()
+
+
+def rpn_outputs(zero_width: bool):
+    """Random RPN outputs for a 64x64 image at strides 4 to 64 (3 anchors per place), the
+    objectness logits distinct; with ``zero_width``, 32 of the best boxes of the first level
+    are moved right of the image, where clipping leaves them no width."""
+    generator = torch.Generator().manual_seed(0)
+    sizes = [16, 8, 4, 2, 1]
+    cls_scores = [torch.randn(1, 3, s, s, generator=generator) for s in sizes]
+    bbox_preds = [torch.randn(1, 12, s, s, generator=generator) * 0.5 for s in sizes]
+    if zero_width:
+        bbox_preds[0][0, 0, :2] = 100.  # dx of the first anchor, two rows
+        cls_scores[0][0, 0, :2] = 5 + torch.rand(2, 16, generator=generator)
+    return cls_scores, bbox_preds
+
+
+@pytest.mark.parametrize('zero_width', [False, True])
+@pytest.mark.parametrize('nms_pre', [1000, 40, -1])
+def test_graph_rpn_gives_mmdets_proposals(nms_pre, zero_width):
+    """The exported RPN (mmfocal's rewrite, eagerly) keeps mmdet's proposals: of each level its
+    nms_pre best (where a level has fewer: all), boxes of zero width dropped, NMS within each
+    level, the best max_per_img; mmdeploy's RPN (one NMS over all levels) keeps others."""
+    from mmdeploy.core import RewriterContext
+    from mmdeploy.utils import IR
+    from mmengine.config import ConfigDict
+    init_default_scope('mmdet')
+    head = MODELS.build(dict(
+        type='RPNHead', in_channels=8, feat_channels=8,
+        anchor_generator=dict(type='AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
+                              strides=[4, 8, 16, 32, 64]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.] * 4,
+                        target_stds=[1.] * 4)))
+    head.test_cfg = ConfigDict(nms_pre=nms_pre, max_per_img=100, min_bbox_size=0, score_thr=0.,
+                               nms=dict(type='nms', iou_threshold=0.7))
+    cls_scores, bbox_preds = rpn_outputs(zero_width)
+    metas = [dict(img_shape=(64, 64))]
+    mmdet = head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=metas)[0]
+    expected = torch.cat([mmdet.bboxes, mmdet.scores[:, None]], 1)
+    deploy_cfg = Config.fromfile(osp.join(DEPLOY, 'instance-seg_onnxruntime_dynamic.py'))
+
+    def proposals(backend):  # (N, 5) without the padding, by score
+        with RewriterContext(cfg=deploy_cfg, backend=backend, ir=IR.ONNX, opset=17):
+            dets, _ = head.predict_by_feat(cls_scores, bbox_preds, batch_img_metas=metas)
+        dets = dets[0][dets[0, :, 4] > 0]
+        return dets[dets[:, 4].argsort(descending=True)]
+
+    expected = expected[expected[:, 4].argsort(descending=True)]
+    torch.testing.assert_close(proposals('onnxruntime'), expected)
+    theirs = proposals('default')
+    assert theirs.shape != expected.shape or not torch.allclose(theirs, expected)
 
 
 def detections(boxes, scores, labels):

@@ -1,5 +1,11 @@
-"""R-CNN heads of exported two-stage detectors: the proposals mmdet scores, and Cascade
-R-CNN heads that regress a box per class.
+"""RPN and R-CNN heads of exported two-stage detectors: mmdet's proposals, the proposals
+mmdet scores, Cascade R-CNN heads that regress a box per class, and Cascade R-CNN's masks.
+
+mmdeploy 1.3.1's RPN runs one NMS over the boxes of all levels and keeps boxes of zero
+width or height; mmdet's drops those (``min_bbox_size=0``) and runs NMS within each level,
+so a box suppressed by one of another level in the graph is a proposal in mmdet, and the
+R-CNN heads of the graph see other proposals (other detections, another AP). Here the
+graph's RPN selects mmdet's proposals.
 
 mmdeploy 1.3.1's graphs of RPN-based detectors hand the R-CNN head a fixed number of
 proposals per image (the RPN's ``max_per_img``): where NMS leaves fewer, the rest are
@@ -13,16 +19,78 @@ channels) are left as mmdeploy exports them.
 
 mmdeploy's Cascade R-CNN refuses (a bare ``AssertionError``) heads that regress a box per
 class, as the paper's Cascade Mask R-CNN does; here every stage refines each RoI by the box
-of its best class, as mmdet's ``CascadeRoIHead`` does (``regress_by_class``).
+of its best class, as mmdet's ``CascadeRoIHead`` does (``regress_by_class``). Its masks
+average the stages' logits, mmdet's their probabilities; here, the probabilities.
 
 Registered for the onnxruntime backend whenever :mod:`mmfocal.deploy` is imported.
 """
 import torch
+from mmdeploy.codebase.mmdet.deploy import (get_post_processing_params,
+                                            pad_with_value_if_necessary)
 from mmdeploy.codebase.mmdet.models.task_modules.coders.delta_xywh_bbox_coder import \
     deltaxywhbboxcoder__decode
 from mmdeploy.core import FUNCTION_REWRITER
+from mmdeploy.mmcv.ops import multiclass_nms
 from mmdet.structures.bbox import bbox2roi, bbox_cxcywh_to_xyxy, get_box_tensor
 from mmengine.structures import InstanceData
+
+
+def rpn_boxes_by_level(head, cls_scores, bbox_preds, img_shape, nms_pre: int):
+    """The RPN's boxes before NMS: of each level its ``nms_pre`` best (padded with score 0
+    where it has fewer; every anchor where ``nms_pre <= 0``), decoded and clipped to
+    ``img_shape``. cls_scores/bbox_preds: the levels' (B, anchors * (1 or 2), H, W) and
+    (B, anchors * 4, H, W). Returns boxes (B, N, 4) and scores (B, N, levels): a box's
+    objectness in its level's column, 0 in the others."""
+    levels = len(cls_scores)
+    priors = head.prior_generator.grid_priors([s.shape[-2:] for s in cls_scores],
+                                              device=cls_scores[0].device)
+    boxes, scores = [], []
+    for level, (cls_score, bbox_pred, prior) in enumerate(zip(cls_scores, bbox_preds, priors)):
+        batch, size = cls_score.shape[0], head.bbox_coder.encode_size
+        cls_score = cls_score.permute(0, 2, 3, 1)
+        score = cls_score.reshape(batch, -1).sigmoid() if head.use_sigmoid_cls else \
+            cls_score.reshape(batch, -1, 2).softmax(-1)[..., 0]
+        delta = bbox_pred.permute(0, 2, 3, 1).reshape(batch, -1, size)
+        prior = prior[None].expand(batch, -1, -1)
+        if nms_pre > 0:
+            score = pad_with_value_if_necessary(score, 1, nms_pre, 0.)
+            delta = pad_with_value_if_necessary(delta, 1, nms_pre)
+            prior = pad_with_value_if_necessary(prior, 1, nms_pre)
+            score, best = score.topk(nms_pre)
+            delta = delta.gather(1, best[..., None].expand(-1, -1, size))
+            prior = prior.gather(1, best[..., None].expand(-1, -1, prior.shape[-1]))
+        boxes.append(head.bbox_coder.decode(prior, delta, max_shape=img_shape))
+        in_level = torch.arange(levels, device=score.device) == level
+        scores.append(score[..., None] * in_level.to(score.dtype))
+    return torch.cat(boxes, 1), torch.cat(scores, 1)
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    func_name='mmdet.models.dense_heads.rpn_head.RPNHead.predict_by_feat',
+    backend='onnxruntime')
+def rpn_head__predict_by_feat__onnxruntime(self, cls_scores, bbox_preds, score_factors=None,
+                                           batch_img_metas=None, cfg=None, rescale=False,
+                                           with_nms=True, **kwargs):
+    """The proposals, (B, max_per_img, 5) boxes and objectness (padded with zeros), and their
+    levels (B, max_per_img), selected as mmdet's RPN selects them: of each level its ``nms_pre``
+    best, boxes no wider or taller than ``min_bbox_size`` dropped, NMS within each level
+    (mmdeploy's runs one NMS over all levels, after the post-processing's ``pre_top_k``),
+    the best ``max_per_img`` kept."""
+    cfg = self.test_cfg if cfg is None else cfg
+    boxes, scores = rpn_boxes_by_level(self, cls_scores, bbox_preds,
+                                       batch_img_metas[0]['img_shape'], cfg.get('nms_pre', -1))
+    if cfg.get('min_bbox_size', -1) >= 0:
+        width, height = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+        small = (width <= cfg.min_bbox_size) | (height <= cfg.min_bbox_size)
+        scores = scores.masked_fill(small[..., None], 0.)
+    if not with_nms:
+        return boxes, scores
+    post = get_post_processing_params(FUNCTION_REWRITER.get_context().cfg)
+    keep = cfg.get('max_per_img', post.keep_top_k)
+    return multiclass_nms(
+        boxes, scores, keep, nms_type=cfg.nms.get('type'),
+        iou_threshold=cfg.nms.get('iou_threshold', post.iou_threshold),
+        score_threshold=cfg.get('score_thr', post.score_threshold), keep_top_k=keep)
 
 
 def background_where_empty(cls_score: torch.Tensor, rois: torch.Tensor) -> torch.Tensor:
@@ -99,6 +167,33 @@ def cascade_roi_head__predict_bbox__onnxruntime(self, x, batch_img_metas, rpn_re
         rois=rois.view(batch, num, 5), cls_scores=cls_score.view(batch, num, -1),
         bbox_preds=bbox_pred.view(batch, num, -1), batch_img_metas=batch_img_metas,
         rcnn_test_cfg=rcnn_test_cfg, rescale=rescale)
+
+
+def mean_probability_logits(mask_preds) -> torch.Tensor:
+    """The logits whose sigmoid is the mean of the stages' mask probabilities: each of
+    ``mask_preds`` (N, classes, h, w) logits of one stage."""
+    mean = sum(pred.sigmoid() for pred in mask_preds) / len(mask_preds)
+    return mean.log() - (1 - mean).log()
+
+
+@FUNCTION_REWRITER.register_rewriter(
+    func_name='mmdet.models.roi_heads.cascade_roi_head.CascadeRoIHead.predict_mask',
+    backend='onnxruntime')
+def cascade_roi_head__predict_mask__onnxruntime(self, x, batch_img_metas, results_list,
+                                                rescale=False):
+    """``CascadeRoIHead.predict_mask`` on the graph's detections (dets (B, N, 5), labels
+    (B, N)): the stages' mask probabilities averaged, as mmdet's ``merge_aug_masks`` does
+    (mmdeploy's averages their logits). Returns dets, labels and masks (B, N, h, w)."""
+    dets, labels = results_list
+    batch, num = dets.shape[:2]
+    image = torch.arange(batch, device=dets.device, dtype=dets.dtype)
+    rois = torch.cat([image.view(-1, 1, 1).expand(batch, num, 1), dets[..., :4]], -1)
+    mask_preds = [self._mask_forward(stage, x, rois.view(-1, 5))['mask_preds']
+                  for stage in range(self.num_stages)]
+    masks = self.mask_head[-1].predict_by_feat(
+        mean_probability_logits(mask_preds), results_list, batch_img_metas, self.test_cfg,
+        rescale=rescale)
+    return dets, labels, masks.reshape(batch, num, *masks.shape[-2:])
 
 
 @FUNCTION_REWRITER.register_rewriter(
